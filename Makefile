@@ -1,0 +1,27 @@
+# snnhw: `make install` sets up .venv with everything the targets need; `make demo`; `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.snnhw-installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[torch,loihi,dev]"
+	# lava-nc 0.10.0 declares Python<3.11, so pip refuses it as a dependency; its requirements come
+	# from the [loihi] extra above and snnhw.targets.loihi.lava_compat makes it import on 3.11.
+	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
+	touch $(STAMP)
+
+demo: install
+	$(PY) examples/demo.py demo-build
+
+test: install
+	$(PY) -m pytest -q -n 2 --durations=10
+
+clean:
+	rm -rf $(VENV) demo-build .pytest_cache .hypothesis

@@ -1,0 +1,82 @@
+"""Legalization pass: check every op and parameter against the target description.
+
+A violation raises one error naming the layer, the limit, the value and a way out; nothing is left
+to fail later inside a backend for a reason visible here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snnhw.errors import UnsupportedError
+from snnhw.ir import LIF, Conv2d, Dense, Graph, Pool2d
+from snnhw.targets.description import TargetDescription
+
+
+
+def _problems(g: Graph, t: TargetDescription) -> list[str]:
+    f, num = t.features, t.numerics
+    out = []
+    for n in g.nodes:
+        if isinstance(n, LIF):
+            if n.reset_mode not in f.reset_modes:
+                want = " or ".join(repr(m) for m in f.reset_modes)
+                out.append(f"layer {n.name}: reset mode {n.reset_mode!r} is not supported on {t.name} "
+                           f"(supported: {', '.join(f.reset_modes)}); retrain with reset_mechanism={want}")
+            if n.reset_timing not in f.reset_timings:
+                delay = "False" if "immediate" in f.reset_timings else "True"
+                out.append(f"layer {n.name}: {n.reset_timing} reset is not supported on {t.name}; retrain with "
+                           f"reset_delay={delay}")
+            if not f.per_neuron_decay and (np.ndim(n.alpha) or np.ndim(n.beta)):
+                out.append(f"layer {n.name}: per-neuron decays are not supported on {t.name}; use one beta/alpha "
+                           "per layer")
+            if not f.per_neuron_threshold and np.ndim(n.threshold):
+                out.append(f"layer {n.name}: per-neuron thresholds are not supported on {t.name}; use one "
+                           "threshold per layer")
+            if n.rec_weight is not None and not f.recurrent:
+                out.append(f"layer {n.name}: recurrent connections are not supported on {t.name}")
+            src = g.node(n.input)
+            has_bias = (getattr(src, "bias", None) is not None and np.any(src.bias)) or \
+                (n.rec_bias is not None and np.any(n.rec_bias))
+            if has_bias and not f.current_bias and np.any(n.alpha != 0):
+                out.append(f"layer {n.name}: a synapse bias feeding a neuron with current decay (snntorch Synaptic) "
+                           f"is not supported on {t.name}; train the Linear/Conv2d with bias=False")
+            if g.kind == "fixed":
+                out += _bias_problems(g, n, t)
+        elif isinstance(n, Conv2d) and not f.conv:
+            out.append(f"layer {n.name}: Conv2d is not supported on {t.name}")
+        elif isinstance(n, Pool2d) and not f.pooling:
+            out.append(f"layer {n.name}: pooling is not supported on {t.name}")
+        if isinstance(n, (Dense, Conv2d)) and g.kind == "fixed":
+            wmax = (1 << (num.weight_bits - 1)) - 1
+            big = int(np.abs(n.weight).max()) if n.weight.size else 0
+            if big > wmax:
+                out.append(f"layer {n.name}: weight magnitude {big} exceeds {num.weight_bits}-bit weights on {t.name} "
+                           f"(max {wmax})")
+    return out
+
+
+def _bias_problems(g: Graph, n: LIF, t: TargetDescription) -> list[str]:
+    """The voltage bias register: own bias plus (without a current bias) the synapse biases."""
+    num = t.numerics
+    total = np.broadcast_to(n.bias, (n.size,)).astype(np.int64)
+    if not t.features.current_bias:
+        src = g.node(n.input)
+        for b in (getattr(src, "bias", None), n.rec_bias):
+            if b is not None:
+                total = total + (np.asarray(b, np.int64).reshape(-1) << n.format.input_shift)
+    out = []
+    big = int(np.abs(total).max()) if total.size else 0
+    if big > num.bias_max:
+        out.append(f"layer {n.name}: bias {big} exceeds {num.bias_max} state units on {t.name}; "
+                   "retrain with smaller biases or bias=False")
+    if np.any(total % (1 << num.bias_lsb_bits)):
+        out.append(f"layer {n.name}: bias is not a multiple of 2^{num.bias_lsb_bits} state units as {t.name} needs")
+    return out
+
+
+def legalize(g: Graph, t: TargetDescription) -> Graph:
+    problems = _problems(g, t)
+    if problems:
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+        raise UnsupportedError(problems[0] + more)
+    return g

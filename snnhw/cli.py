@@ -1,0 +1,249 @@
+"""The ``snnhw`` command line: compile, run, inspect, targets.
+
+Every user error prints one line ``error: ...`` on stderr and exits with code 2 (no traceback).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from snnhw.errors import SnnhwError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Deploy snntorch spiking networks to Loihi (Lava), a bit-accurate emulator and FPGA RTL.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class InputKind(str, Enum):
+    spikes = "spikes"
+    graded = "graded"
+
+
+def _parse_shape(text: str | None) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise SnnhwError(f"--input-shape {text!r}: expected integers like 1,28,28") from None
+    if not shape or min(shape) < 1:
+        raise SnnhwError(f"--input-shape {text!r}: dimensions must be positive")
+    return shape
+
+
+def backend_of(target):
+    return importlib.import_module(target.backend)
+
+
+@app.command()
+def compile(
+    model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
+    output: Path = typer.Option(..., "-o", "--output", help="build directory to create (replaced atomically)"),
+    target: str = typer.Option("emu", "--target", "-t", help="target name (see `snnhw targets`)"),
+    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28 (required for conv nets)"),
+    input_kind: Optional[InputKind] = typer.Option(None, help="spikes (0/1) or graded (analog values, direct "
+                                                   "encoding); default: from --calib, else spikes"),
+    input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
+    calib: Optional[Path] = typer.Option(None, help="sample input [T, B, *shape] (.npy) for input range and kind"),
+    weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    dt: Optional[float] = typer.Option(None, help="seconds per timestep (NIR import; default 1e-4 for NIR)"),
+    trust_pickle: bool = typer.Option(False, help="load a whole pickled model even if it names classes outside "
+                                      "the torch.nn/snntorch allowlist (runs code from the file)"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="list the compiler passes as they run"),
+):
+    """Compile MODEL for a target into a build directory."""
+    from snnhw import build as b
+    from snnhw.arrays import load_array
+    from snnhw.compiler.pipeline import PASSES, CompileOptions, compile_graph
+    from snnhw.compiler.quant_report import quantization_report
+    from snnhw.frontends import load_model
+    from snnhw.ir import save
+    from snnhw.targets import load as load_target
+
+    tgt = load_target(target)
+    with out.status(f"importing {model}"):
+        float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
+    kind, x_max = input_kind, 1.0
+    if calib is not None:
+        x = load_array(calib)
+        shape = float_g.input.shape
+        if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != tuple(shape):
+            raise SnnhwError(f"--calib has shape {x.shape}; expected [T, B, {', '.join(map(str, shape))}]")
+        x_max = float(np.abs(x).max()) or 1.0
+        if kind is None:
+            kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
+    kind = kind or InputKind.spikes
+    bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
+    if kind == InputKind.graded and not (2 <= bits <= 24):
+        raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
+    opts = CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits)
+    if verbose:
+        out.print(f"passes: {' -> '.join(p.name for p in PASSES)}")
+    fixed = compile_graph(float_g, tgt, opts,
+                          on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
+    with b.atomic_dir(output) as tmp:
+        save(float_g, tmp / b.FLOAT_IR)
+        save(fixed, tmp / b.FIXED_IR)
+        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed))
+        files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend_of(tgt).emit(fixed, tmp)
+        b.write_manifest(tmp, fixed, files, {"input_kind": kind.value})
+    _print_layers(fixed)
+    out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
+
+
+def _print_layers(g):
+    from snnhw.ir import LIF, Conv2d, Dense
+    t = Table(title=f"{g.kind} IR ({g.target or 'float'})")
+    for col in ("layer", "op", "shape", "details"):
+        t.add_column(col)
+    for n in g.nodes:
+        detail = ""
+        if isinstance(n, (Dense, Conv2d)):
+            detail = f"weights {tuple(n.weight.shape)}, delay {n.delay}" + (", bias" if n.bias is not None else "")
+        elif isinstance(n, LIF):
+            fmt = lambda a: f"{np.asarray(a).item()}" if np.ndim(a) == 0 else f"[{np.min(a)}..{np.max(a)}]"
+            detail = (f"alpha {fmt(n.alpha)}, beta {fmt(n.beta)}, threshold {fmt(n.threshold)}, "
+                      f"reset {n.reset_mode}/{n.reset_timing}" + (", recurrent" if n.rec_weight is not None else ""))
+        elif type(n).__name__ == "Input":
+            detail = "binary spikes" if n.bits == 1 else (f"{n.bits}-bit graded, scale {n.scale}" if n.bits else "float")
+        t.add_row(n.name, type(n).__name__, "x".join(map(str, n.shape)), detail)
+    out.print(t)
+
+
+@app.command()
+def run(
+    build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
+    input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
+    output: Path = typer.Option(..., "-o", "--output", help="result .npz: one [T', B, *shape] int8 array per layer"),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="backend to run on (default: the build's)"),
+    extra_steps: Optional[int] = typer.Option(None, help="zero steps appended so late spikes come out "
+                                              "(default: the network's latency)"),
+    record_state: bool = typer.Option(False, help="also store <layer>.voltage and <layer>.current traces"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+):
+    """Run a build on an input array; store every layer's spikes."""
+    from snnhw.arrays import load_array, save_npz
+    from snnhw.build import load_build
+    from snnhw.compiler.timing import latency
+    from snnhw.targets import load as load_target
+    from snnhw.targets.emu.emulator import quantize_input
+
+    g, manifest = load_build(build)
+    tgt = load_target(target or manifest["target"])
+    x = load_array(input)
+    quantize_input(g, x)  # validates shape and values before any backend starts
+    pad = latency(g) if extra_steps is None else extra_steps
+    if pad < 0:
+        raise SnnhwError("--extra-steps must be >= 0")
+    if pad:
+        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    res = backend_of(tgt).run(g, x, record_state=record_state, build_dir=Path(build))
+    arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
+    arrays["output"] = arrays[g.output.name]
+    for name, v in res.voltage.items():
+        arrays[f"{name}.voltage"] = v
+    for name, u in res.current.items():
+        arrays[f"{name}.current"] = u
+    save_npz(output, arrays)
+    summary = {"target": tgt.name, "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
+               "spikes": {k: int(v.sum()) for k, v in res.spikes.items()}, "overflow": res.overflow,
+               "output_file": str(output)}
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    t = Table(title=f"run on {tgt.name}: {summary['timesteps']} steps x {summary['batch']} samples")
+    for col in ("layer", "neurons", "spikes", "spikes/neuron/step", "overflow events"):
+        t.add_column(col)
+    for n in g.neurons:
+        s = res.spikes[n.name]
+        rate = s.sum() / max(1, s.size)
+        ov = ", ".join(f"{k} {v}" for k, v in res.overflow.get(n.name, {}).items()) or "0"
+        t.add_row(n.name, str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
+    out.print(t)
+    other = {k: v for k, v in res.overflow.items() if k not in {n.name for n in g.neurons}}
+    for k, v in other.items():
+        out.print(f"[yellow]overflow[/] in {k}: {v}")
+    out.print(f"wrote {output}")
+
+
+@app.command()
+def inspect(build: Path = typer.Argument(..., help="build directory"),
+            as_json: bool = typer.Option(False, "--json", help="print as JSON")):
+    """Show a build: target, input, layers and their fixed-point parameters."""
+    from snnhw.build import load_build
+    g, manifest = load_build(build)
+    if as_json:
+        from snnhw.ir import LIF
+        layers = []
+        for n in g.nodes:
+            d = {"name": n.name, "op": type(n).__name__, "shape": list(n.shape)}
+            if isinstance(n, LIF):
+                d.update(reset=f"{n.reset_mode}/{n.reset_timing}", recurrent=n.rec_weight is not None,
+                         state_bits=[n.format.current.bits, n.format.voltage.bits], state_lsb=n.format.state_scale)
+            elif hasattr(n, "delay"):
+                d.update(delay=n.delay, weight_shape=list(n.weight.shape))
+            layers.append(d)
+        print(json.dumps({"manifest": manifest, "nodes": layers}, indent=2, sort_keys=True))
+        return
+    out.print(f"build {build}: target [bold]{manifest['target']}[/], snnhw {manifest['snnhw_version']}, "
+              f"input {manifest['input']['shape']} ({manifest.get('input_kind', '?')})")
+    _print_layers(g)
+    out.print("files: " + ", ".join(sorted(manifest["files"])))
+
+
+@app.command()
+def targets(as_json: bool = typer.Option(False, "--json", help="print as JSON")):
+    """List the targets and their limits."""
+    from snnhw.targets import available, load
+    descs = [load(n) for n in available()]
+    if as_json:
+        print(json.dumps({d.name: d.raw for d in descs}, indent=2, sort_keys=True))
+        return
+    t = Table(title="targets")
+    for col in ("target", "summary", "weights", "state", "resets", "synapse delay"):
+        t.add_column(col)
+    for d in descs:
+        n = d.numerics
+        t.add_row(d.name, d.summary, f"{n.weight_bits}-bit",
+                  f"u {n.current.bits}b {n.current.overflow}, v {n.voltage.bits}b {n.voltage.overflow}",
+                  ", ".join(f"{m}" for m in d.features.reset_modes) + " / " + ", ".join(d.features.reset_timings),
+                  str(n.synapse_delay))
+    out.print(t)
+
+
+def main(argv=None) -> int:
+    """Run the CLI; return the exit code (2 for every user error, with a one-line message)."""
+    try:
+        app(args=argv, prog_name="snnhw")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except SnnhwError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except MemoryError:
+        err.print("error: out of memory; use a smaller batch or fewer timesteps")
+        return 2
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,35 @@
+"""Frontends: trained models -> float IR."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from snnhw.errors import InvalidFileError, SnnhwError
+from snnhw.ir import Graph
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def load_model(path, arch: str | None = None, input_shape: tuple | None = None, trust_pickle: bool = False,
+               dt: float | None = None) -> Graph:
+    """The float IR of a model file: an snntorch ``.pt`` (state_dict or whole module) or a NIR file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise SnnhwError(f"cannot read model {path}: {exc.strerror}") from None
+    if not head:
+        raise InvalidFileError(f"{path} is empty")
+    if head == HDF5_MAGIC:
+        from snnhw.frontends.nir_import import load_nir
+        return load_nir(path, dt=dt, input_shape=input_shape)
+    from snnhw.frontends import snntorch_trace, torch_load
+    net = torch_load.load_module(path, arch, trust_pickle)
+    shape = input_shape or torch_load.first_layer_shape(net)
+    if shape is None:
+        raise SnnhwError("the model does not define its input shape (its first layer is not a Linear): "
+                         "pass --input-shape, e.g. --input-shape 1,28,28")
+    g = snntorch_trace.to_ir(net, tuple(shape), name=path.name)
+    if dt is not None:
+        g.dt = float(dt)
+    return g

@@ -1,0 +1,254 @@
+"""Store the IR as an ONNX model (custom ``snnhw`` domain) and load it back losslessly.
+
+Layout: graph input ``x`` is ``[T, B, *shape]``; an ``Input`` node turns it into the tensor named
+after the input node; every other node outputs a tensor named after itself. Parameters are
+initializers named ``<node>.<param>``. Floats that must survive exactly (scales, dt) are stored as
+strings (``repr``), so a round trip is bit-identical. docs/ir.md lists every op and attribute.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto, helper, numpy_helper
+
+from snnhw.errors import InvalidFileError
+from snnhw.ir.graph import Graph
+from snnhw.ir.nodes import LIF, Conv2d, Dense, Flatten, Input, NeuronFormat, Pool2d, StateFormat
+
+DOMAIN = "snnhw"
+FORMAT_VERSION = "1"
+OPSET = 1
+GRAPH_INPUT = "x"
+
+
+# ----------------------------------------------------------------------------- save
+def _narrow_int(a: np.ndarray) -> np.ndarray:
+    """The narrowest of int8/int16/int32/int64 holding every value (weights are stored compactly)."""
+    for dt in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if a.size == 0 or (a.min() >= info.min and a.max() <= info.max):
+            return a.astype(dt)
+    return a.astype(np.int64)
+
+
+def _param(name: str, a: np.ndarray, kind: str, weight: bool = False):
+    if kind == "fixed":
+        a = _narrow_int(np.asarray(a)) if weight else np.asarray(a).astype(np.int64)
+    else:
+        a = np.asarray(a, dtype=np.float32)
+    return numpy_helper.from_array(np.array(a, order="C"), name)
+
+
+def _fmt_attrs(prefix: str, f: StateFormat | None) -> dict:
+    return {} if f is None else {f"{prefix}_bits": f.bits, f"{prefix}_overflow": f.overflow}
+
+
+def to_onnx(g: Graph) -> onnx.ModelProto:
+    g.validate()
+    nodes, inits, infos, outputs = [], [], [], []
+    elem = TensorProto.FLOAT if g.kind == "float" else TensorProto.INT32
+
+    def tensor_info(name, shape, t=elem):
+        return helper.make_tensor_value_info(name, t, ["T", "B", *[int(d) for d in shape]])
+
+    def add(op, inputs, out, **attrs):
+        nodes.append(helper.make_node(op, inputs, [out], name=out, domain=DOMAIN,
+                                      **{k: v for k, v in attrs.items() if v is not None}))
+
+    def opt(node, key, arr, weight=False):
+        if arr is None:
+            return ""
+        name = f"{node.name}.{key}"
+        inits.append(_param(name, arr, g.kind, weight))
+        return name
+
+    for n in g.nodes:
+        if isinstance(n, Input):
+            add("Input", [GRAPH_INPUT], n.name, shape=list(n.shape), bits=n.bits, scale=repr(float(n.scale)))
+        elif isinstance(n, Dense):
+            add("Dense", [n.input, opt(n, "weight", n.weight, True), opt(n, "bias", n.bias)], n.name,
+                delay=n.delay, **_fmt_attrs("acc", n.acc))
+        elif isinstance(n, Conv2d):
+            add("Conv2d", [n.input, opt(n, "weight", n.weight, True), opt(n, "bias", n.bias)], n.name,
+                in_shape=list(n.in_shape), stride=list(n.stride), padding=list(n.padding),
+                dilation=list(n.dilation), groups=n.groups, delay=n.delay, **_fmt_attrs("acc", n.acc))
+        elif isinstance(n, Pool2d):
+            add("Pool2d", [n.input], n.name, in_shape=list(n.in_shape), kernel=list(n.kernel),
+                stride=list(n.stride), mode=n.mode)
+        elif isinstance(n, Flatten):
+            add("Flatten", [n.input], n.name, in_shape=list(n.in_shape))
+        elif isinstance(n, LIF):
+            f = n.format
+            fmt = {} if f is None else dict(
+                decay_bits=f.decay_bits, decay_rounding=f.decay_rounding, input_shift=f.input_shift,
+                state_scale=repr(float(f.state_scale)),
+                **_fmt_attrs("current", f.current), **_fmt_attrs("voltage", f.voltage))
+            ins = [n.input] + [opt(n, k, getattr(n, k)) for k in ("alpha", "beta", "threshold", "bias")]
+            ins += [opt(n, "rec_weight", n.rec_weight, True), opt(n, "rec_bias", n.rec_bias)]
+            add("LIF", ins, n.name, shape=list(n.shape), reset_mode=n.reset_mode,
+                reset_timing=n.reset_timing, rec_delay=n.rec_delay, **_fmt_attrs("rec_acc", n.rec_acc), **fmt)
+            outputs.append(tensor_info(n.name, n.shape, TensorProto.INT8))
+            continue
+        infos.append(tensor_info(n.name, n.shape))
+    graph = helper.make_graph(nodes, "snnhw", [tensor_info(GRAPH_INPUT, g.input.shape)], outputs,
+                              initializer=inits, value_info=infos)
+    model = helper.make_model(graph, producer_name="snnhw", opset_imports=[helper.make_opsetid(DOMAIN, OPSET)])
+    meta = {"snnhw_format_version": FORMAT_VERSION, "kind": g.kind, "dt": repr(float(g.dt)),
+            "target": g.target or ""}
+    meta.update({f"meta.{k}": str(v) for k, v in sorted(g.meta.items())})
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    return model
+
+
+def save(g: Graph, path) -> None:
+    """Write ``g`` to ``path`` (deterministic bytes for the same graph)."""
+    data = to_onnx(g).SerializeToString(deterministic=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+# ----------------------------------------------------------------------------- load
+class _Reader:
+    def __init__(self, model: onnx.ModelProto, kind: str):
+        self.kind = kind
+        self.inits = {t.name: t for t in model.graph.initializer}
+
+    def array(self, node, idx, required=True):
+        names = list(node.input)
+        name = names[idx] if idx < len(names) else ""
+        if not name:
+            if required:
+                raise InvalidFileError(f"invalid IR: node {node.name!r} lacks input #{idx}")
+            return None
+        if name not in self.inits:
+            raise InvalidFileError(f"invalid IR: node {node.name!r} refers to missing parameter {name!r}")
+        try:
+            return numpy_helper.to_array(self.inits[name]).copy()
+        except Exception as exc:  # corrupt tensor payloads raise many kinds of errors
+            raise InvalidFileError(f"invalid IR: parameter {name!r} is unreadable ({exc})") from None
+
+
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else (list(v) if isinstance(v, (list, tuple)) or
+                                                                 type(v).__name__.startswith("Repeated") else v)
+    return out
+
+
+def _get(attrs, node, key, typ, default=...):
+    if key not in attrs:
+        if default is ...:
+            raise InvalidFileError(f"invalid IR: node {node.name!r} lacks attribute {key!r}")
+        return default
+    v = attrs[key]
+    try:
+        if typ is tuple:
+            v = tuple(int(x) for x in v)
+        elif typ is float:
+            v = float(v)  # stored as a repr string
+        elif typ is int and not isinstance(v, int):
+            raise TypeError
+        elif typ is str and not isinstance(v, str):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise InvalidFileError(f"invalid IR: node {node.name!r} attribute {key!r} has the wrong type") from None
+    return v
+
+
+def _fmt(attrs, node, prefix, required):
+    if f"{prefix}_bits" not in attrs:
+        if required:
+            raise InvalidFileError(f"invalid IR: node {node.name!r} lacks {prefix} register format")
+        return None
+    return StateFormat(_get(attrs, node, f"{prefix}_bits", int), _get(attrs, node, f"{prefix}_overflow", str))
+
+
+def from_onnx(model: onnx.ModelProto) -> Graph:
+    meta = {p.key: p.value for p in model.metadata_props}
+    version = meta.get("snnhw_format_version")
+    if version is None:
+        raise InvalidFileError("not an snnhw IR file: the ONNX model has no snnhw_format_version")
+    if version != FORMAT_VERSION:
+        raise InvalidFileError(f"IR format version {version!r} is not supported (this snnhw reads "
+                               f"{FORMAT_VERSION}); recompile the model with this snnhw")
+    kind = meta.get("kind")
+    if kind not in ("float", "fixed"):
+        raise InvalidFileError(f"invalid IR: kind {kind!r}")
+    try:
+        dt = float(meta.get("dt", "0.001"))
+    except ValueError:
+        raise InvalidFileError(f"invalid IR: dt {meta.get('dt')!r} is not a number") from None
+    fixed = kind == "fixed"
+    r = _Reader(model, kind)
+    nodes = []
+    for node in model.graph.node:
+        if node.domain != DOMAIN:
+            raise InvalidFileError(f"invalid IR: node {node.name!r} has domain {node.domain!r}, expected {DOMAIN!r}")
+        a = _attrs(node)
+        if len(node.output) != 1:
+            raise InvalidFileError(f"invalid IR: node {node.name!r} must have one output")
+        name = node.output[0]
+        src = node.input[0] if node.input else ""
+        op = node.op_type
+        if op == "Input":
+            nodes.append(Input(name, _get(a, node, "shape", tuple), _get(a, node, "bits", int),
+                               _get(a, node, "scale", float)))
+        elif op == "Dense":
+            nodes.append(Dense(name, src, r.array(node, 1), r.array(node, 2, False), _get(a, node, "delay", int),
+                               _fmt(a, node, "acc", fixed)))
+        elif op == "Conv2d":
+            nodes.append(Conv2d(name, src, r.array(node, 1), _get(a, node, "in_shape", tuple),
+                                r.array(node, 2, False), _get(a, node, "stride", tuple),
+                                _get(a, node, "padding", tuple), _get(a, node, "dilation", tuple),
+                                _get(a, node, "groups", int), _get(a, node, "delay", int),
+                                _fmt(a, node, "acc", fixed)))
+        elif op == "Pool2d":
+            nodes.append(Pool2d(name, src, _get(a, node, "in_shape", tuple), _get(a, node, "kernel", tuple),
+                                _get(a, node, "stride", tuple), _get(a, node, "mode", str)))
+        elif op == "Flatten":
+            nodes.append(Flatten(name, src, _get(a, node, "in_shape", tuple)))
+        elif op == "LIF":
+            fmt = None
+            if fixed:
+                fmt = NeuronFormat(_get(a, node, "decay_bits", int), _get(a, node, "decay_rounding", str),
+                                   _get(a, node, "input_shift", int), _fmt(a, node, "current", True),
+                                   _fmt(a, node, "voltage", True), _get(a, node, "state_scale", float))
+            rec_w = r.array(node, 5, False)
+            nodes.append(LIF(name, src, _get(a, node, "shape", tuple), r.array(node, 1), r.array(node, 2),
+                             r.array(node, 3), r.array(node, 4), _get(a, node, "reset_mode", str),
+                             _get(a, node, "reset_timing", str), rec_w, r.array(node, 6, False),
+                             _get(a, node, "rec_delay", int, 1),
+                             _fmt(a, node, "rec_acc", fixed and rec_w is not None), fmt))
+        else:
+            raise InvalidFileError(f"invalid IR: unknown op {op!r} in node {node.name!r}")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidFileError(f"invalid IR: {str(exc).splitlines()[0]}") from None
+    user_meta = {k[5:]: v for k, v in meta.items() if k.startswith("meta.")}
+    g = Graph(nodes, kind=kind, dt=dt, target=meta.get("target") or None, meta=user_meta)
+    try:
+        return g.validate()
+    except InvalidFileError:
+        raise
+    except Exception as exc:  # a tampered file can break shape arithmetic in many ways
+        raise InvalidFileError(f"invalid IR: {type(exc).__name__}: {exc}") from None
+
+
+def load(path) -> Graph:
+    """Read and validate an IR file written by :func:`save`."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InvalidFileError(f"cannot read IR file {path}: {exc.strerror}") from None
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InvalidFileError(f"{path} is not a readable ONNX file ({type(exc).__name__}); "
+                               "recompile with `snnhw compile`") from None
+    return from_onnx(model)

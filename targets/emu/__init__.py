@@ -1,0 +1,1 @@
+"""The bit-accurate CPU emulator target."""

@@ -1,0 +1,80 @@
+"""Make lava-nc 0.10.0 importable on Python 3.11+.
+
+Lava declares Python < 3.11. On 3.11 ``lava/magma/compiler/var_model.py`` fails at import with
+``ValueError: mutable default <class ByteEncoder> for field x is not allowed``: its dataclasses
+(CoreEncoder, ChipEncoder, AxonEncoder) use dataclass *instances* as field defaults, which 3.11
+rejects. :func:`install` registers an import hook that executes that one module with
+``dataclasses._get_field`` wrapped so that such a default becomes ``default_factory`` returning a
+fresh copy: the intended semantics (one ByteEncoder per instance), nothing else changes.
+
+Lava upstream is archived, so this shim is kept here, tested (tests/test_lava_compat.py), and
+applied only by the loihi target before it imports lava.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.abc
+import importlib.machinery
+import sys
+
+PATCHED_MODULE = "lava.magma.compiler.var_model"
+
+
+def _needs_factory(value) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type) and type(value).__hash__ is None
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        original = dataclasses._get_field
+
+        def get_field(cls, a_name, *args, **kwargs):
+            default = cls.__dict__.get(a_name, dataclasses.MISSING)
+            if _needs_factory(default):
+                setattr(cls, a_name, dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d)))
+            return original(cls, a_name, *args, **kwargs)
+
+        dataclasses._get_field = get_field
+        try:
+            self.inner.exec_module(module)
+        finally:
+            dataclasses._get_field = original
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != PATCHED_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _Loader(spec.loader)
+        return spec
+
+
+def needed() -> bool:
+    return sys.version_info >= (3, 11)
+
+
+def install() -> None:
+    """Install the hook (idempotent). Must run before ``lava.magma.compiler.var_model`` is imported."""
+    if needed() and not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+def import_lava():
+    """Install the shim and import the Lava modules the loihi target uses; explain a missing lava-nc."""
+    install()
+    try:
+        import lava.magma.core.run_configs  # noqa: F401
+        import lava.proc.dense.process  # noqa: F401
+        import lava.proc.lif.process  # noqa: F401
+    except ModuleNotFoundError as exc:
+        from snnhw.errors import SnnhwError
+        raise SnnhwError(f"the loihi target needs lava-nc ({exc}); run `make install`") from None

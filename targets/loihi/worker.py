@@ -1,0 +1,36 @@
+"""Run one Lava simulation in its own process: ``python -m snnhw.targets.loihi.worker JOB_DIR``.
+
+JOB_DIR holds ``model.onnx`` (fixed IR), ``input.npy`` (integer input ``[T, B, *shape]``) and
+``options.json``; the worker writes ``result.npz`` or ``error.txt``. The parent (backend.py) runs
+it in a new session with a timeout and kills the whole process group afterwards, so Lava's forked
+children never outlive a run, even when Lava hangs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+
+def main(job: Path) -> int:
+    try:
+        from snnhw.ir import load
+        from snnhw.targets.loihi.lava_sim import simulate
+
+        g = load(job / "model.onnx")
+        x = np.load(job / "input.npy", allow_pickle=False)
+        opts = json.loads((job / "options.json").read_text())
+        res = simulate(g, x, record_state=opts.get("record_state", False))
+        arrays = {f"{kind}/{name}": a for kind, d in res.items() for name, a in d.items()}
+        np.savez(job / "result.npz", **arrays)
+        return 0
+    except BaseException as exc:  # report everything to the parent, which turns it into one message
+        (job / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,0 +1,185 @@
+"""snntorch frontend: the model styles users write, and clear refusals of what it cannot import."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+from snnhw.errors import SnnhwError, UnsupportedError
+from snnhw.frontends import load_model
+from snnhw.frontends.snntorch_trace import to_ir
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Pool2d
+from snnhw.targets.emu.emulator import run
+
+CUSTOM_CLASS = '''
+import torch, torch.nn as nn, snntorch as snn
+num_steps = 5
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(8, 3)
+        self.lif2 = snn.Leaky(beta=0.8, reset_mechanism="zero")
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec, mem2_rec = [], []
+        for step in range(num_steps):
+            {body}
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+'''
+BODY_SAME_X = "cur1 = self.fc1(x); spk1, mem1 = self.lif1(cur1, mem1); cur2 = self.fc2(spk1); spk2, mem2 = self.lif2(cur2, mem2)"
+BODY_TIME_X = "cur1 = self.fc1(x[step]); spk1, mem1 = self.lif1(cur1, mem1); cur2 = self.fc2(spk1); spk2, mem2 = self.lif2(cur2, mem2)"
+
+
+def _write_arch(tmp_path, body, name="net.py"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(CUSTOM_CLASS).replace("{body}", body))
+    return p
+
+
+@pytest.mark.parametrize("body", [BODY_SAME_X, BODY_TIME_X], ids=["x-every-step", "x-indexed-by-step"])
+def test_custom_class_with_time_loop_imports_from_state_dict(tmp_path, body):
+    arch = _write_arch(tmp_path, body)
+    ns: dict = {}
+    exec(compile(arch.read_text(), str(arch), "exec"), ns)
+    torch.manual_seed(1)
+    net = ns["Net"]()
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    g = load_model(tmp_path / "m.pt", arch=f"{arch}:Net")
+    assert [type(n) for n in g.nodes[1:]] == [Dense, LIF, Dense, LIF]
+    assert g.input.shape == (12,)
+    assert (g.node("lif1").reset_mode, g.node("lif1").reset_timing) == ("subtract", "delayed")
+    assert (g.node("lif2").reset_mode, g.node("lif2").reset_timing) == ("zero", "immediate")
+    np.testing.assert_array_equal(g.node("fc1").weight, net.fc1.weight.detach().numpy())
+    # the imported graph reproduces the model's own forward pass
+    x = torch.rand(5, 4, 12) * 3
+    with torch.no_grad():
+        ref = net(x if body == BODY_TIME_X else x[0])[0].numpy()
+    xin = x.numpy() if body == BODY_TIME_X else np.repeat(x[:1].numpy(), 5, axis=0)
+    np.testing.assert_array_equal(run(g, xin).spikes["lif2"], ref)
+
+
+def test_sequential_conv_net_with_view_flatten():
+    class ConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.lif1 = snn.Leaky(beta=0.9, init_hidden=True)
+            self.pool = nn.AvgPool2d(2)
+            self.fc = nn.Linear(4 * 4 * 4, 5)
+            self.lif2 = snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            s = self.pool(self.lif1(self.conv(x)))
+            return self.lif2(self.fc(s.view(s.shape[0], -1)))
+
+    g = to_ir(ConvNet(), (1, 8, 8))
+    assert [type(n) for n in g.nodes[1:]] == [Conv2d, LIF, Pool2d, Flatten, Dense, LIF]
+    assert g.node("pool").mode == "avg"
+
+
+def test_input_shape_required_for_conv_nets(tmp_path):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), snn.Leaky(beta=0.5, init_hidden=True))
+    torch.save(net.state_dict(), tmp_path / "c.pt")
+    arch = tmp_path / "arch.py"
+    arch.write_text("import torch.nn as nn, snntorch as snn\n"
+                    "def make():\n    return nn.Sequential(nn.Conv2d(1, 2, 3), snn.Leaky(beta=0.5, init_hidden=True))\n")
+    with pytest.raises(SnnhwError, match="--input-shape"):
+        load_model(tmp_path / "c.pt", arch=f"{arch}:make")
+    g = load_model(tmp_path / "c.pt", arch=f"{arch}:make", input_shape=(1, 5, 5))
+    assert g.output.shape == (2, 3, 3)
+
+
+@pytest.mark.parametrize("layer,words", [
+    (nn.MaxPool2d(2), "MaxPool2d"),
+    (nn.ReLU(), "ReLU"),
+    (snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True), "Alpha"),
+])
+def test_unsupported_layers_are_named(layer, words):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), snn.Leaky(beta=0.5, init_hidden=True), layer,
+                        nn.Flatten(), nn.Linear(2 * 16 if isinstance(layer, nn.MaxPool2d) else 2 * 64, 3),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match=words):
+        to_ir(net, (1, 8, 8))
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(inhibition=True), "inhibition"),
+    (dict(graded_spikes_factor=0.5), "graded_spikes_factor"),
+])
+def test_unsupported_neuron_options(kwargs, words):
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True, **kwargs))
+    with pytest.raises(UnsupportedError, match=words):
+        to_ir(net, (4,))
+
+
+def test_arithmetic_between_layers_is_refused():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+            self.lif = snn.Leaky(beta=0.5, init_hidden=True)
+
+        def forward(self, x):
+            return self.lif(self.fc(x) * 2)
+
+    with pytest.raises(UnsupportedError, match="computed outside the supported layers"):
+        to_ir(Net(), (4,))
+
+
+def test_membrane_fed_to_next_layer_is_refused():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(4, 3), snn.Leaky(beta=0.5)
+            self.fc2, self.lif2 = nn.Linear(3, 2), snn.Leaky(beta=0.5)
+
+        def forward(self, x):
+            spk, mem = self.lif1(self.fc1(x))
+            return self.lif2(self.fc2(mem))
+
+    with pytest.raises(UnsupportedError, match="membrane"):
+        to_ir(Net(), (4,))
+
+
+def test_whole_module_pickle_with_allowlisted_classes(tmp_path):
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True, surrogate_disable=True))
+    torch.save(net, tmp_path / "whole.pt")
+    g = load_model(tmp_path / "whole.pt")
+    assert g.output.shape == (3,)
+
+
+def test_malicious_pickle_is_refused_and_its_command_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"weight": torch.zeros(2), "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(SnnhwError, match="trust-pickle"):
+        load_model(tmp_path / "evil.pt", arch="unused.py:Net")
+    assert not marker.exists()
+
+
+def test_state_dict_without_arch_asks_for_it(tmp_path):
+    torch.save(nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True)).state_dict(), tmp_path / "s.pt")
+    with pytest.raises(SnnhwError, match="--arch"):
+        load_model(tmp_path / "s.pt")
+
+
+def test_nan_weights_are_refused():
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True))
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    with pytest.raises(SnnhwError, match="NaN"):
+        to_ir(net, (4,))
