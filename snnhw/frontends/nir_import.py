@@ -1,0 +1,223 @@
+"""NIR frontend: a NIR graph (HDF5, ``nir.write``) -> float IR.
+
+NIR neurons are continuous-time ODEs without a timestep; they are discretized with forward Euler
+at ``dt`` (default 1e-4 s, the value snntorch's NIR exporter assumes), as every NIR backend does:
+
+* ``LIF(tau, r, v_leak, v_threshold, v_reset)``: ``beta = 1 - dt/tau``, input gain ``r*dt/tau``,
+  voltage bias ``v_leak*dt/tau``;
+* ``CubaLIF(tau_syn, tau_mem, r, v_leak, v_threshold, v_reset, w_in)``: ``alpha = 1 - dt/tau_syn``,
+  ``beta = 1 - dt/tau_mem``, gain ``(w_in*dt/tau_syn) * (r*dt/tau_mem)``;
+* ``IF(r, v_threshold, v_reset)``: ``beta = 1``, gain ``r``.
+
+The gain is folded into the weights of the synapse feeding the population (and its recurrent
+weights). NIR resets to ``v_reset`` in the step of the spike: ``reset_mode = zero``,
+``reset_timing = immediate``; a nonzero ``v_reset`` is refused. A recurrent sub-graph
+(neuron -> Affine/Linear -> the same neuron) becomes the population's recurrent dense.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snnhw.errors import InvalidFileError, SnnhwError, UnsupportedError
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+
+DEFAULT_DT = 1e-4
+NEURON_TYPES = ("LIF", "CubaLIF", "IF")
+SYNAPSE_TYPES = ("Affine", "Linear", "Conv2d")
+
+
+def _flatten(graph, prefix=""):
+    """Nodes and edges of a possibly nested NIRGraph, with sub-graph Input/Output nodes contracted."""
+    import nir
+    nodes, edges = {}, []
+    for name, node in graph.nodes.items():
+        full = f"{prefix}{name}"
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, f"{full}.")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+        else:
+            nodes[full] = node
+    for src, dst in graph.edges:
+        s, d = f"{prefix}{src}", f"{prefix}{dst}"
+        if s not in nodes and f"{s}.output" in nodes:
+            s = f"{s}.output"
+        if d not in nodes and f"{d}.input" in nodes:
+            d = f"{d}.input"
+        edges.append((s, d))
+    if prefix:
+        return nodes, edges
+    # contract pass-through nodes of sub-graphs (their Input/Output) and Identity nodes
+    for name in [n for n, v in nodes.items() if type(v).__name__ in ("Input", "Output", "Identity") and "." in n]:
+        ins = [s for s, d in edges if d == name]
+        outs = [d for s, d in edges if s == name]
+        edges = [(s, d) for s, d in edges if name not in (s, d)] + [(s, d) for s in ins for d in outs]
+        del nodes[name]
+    return nodes, sorted(set(edges))
+
+
+def _arr(v, dtype=np.float64):
+    a = np.asarray(v, dtype=dtype)
+    if not np.all(np.isfinite(a)):
+        raise SnnhwError("the NIR graph has NaN or Inf parameters")
+    return a
+
+
+def _scalar_or_array(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float32)
+    return np.asarray(a.reshape(-1)[0]).reshape(()) if a.size and np.all(a == a.reshape(-1)[0]) else a
+
+
+def load_nir(path: Path, dt: float | None = None, input_shape: tuple | None = None) -> Graph:
+    import nir
+    try:
+        graph = nir.read(str(path))
+    except Exception as exc:  # h5py and nir raise many kinds of errors on bad files
+        raise InvalidFileError(f"{path} is not a readable NIR file ({type(exc).__name__}: {exc})") from None
+    return nir_to_ir(graph, dt or DEFAULT_DT, input_shape, name=Path(path).name)
+
+
+def nir_to_ir(graph, dt: float = DEFAULT_DT, input_shape: tuple | None = None, name: str = "nir") -> Graph:
+    if not (np.isfinite(dt) and dt > 0):
+        raise SnnhwError(f"--dt {dt}: must be a positive number of seconds")
+    nodes, edges = _flatten(graph)
+    inputs = [n for n, v in nodes.items() if type(v).__name__ == "Input"]
+    if len(inputs) != 1:
+        raise UnsupportedError(f"the NIR graph has {len(inputs)} Input nodes; snnhw needs exactly one")
+    preds = {n: [s for s, d in edges if d == n] for n in nodes}
+    # recurrent dense: neuron -> Affine/Linear -> same neuron
+    recurrent = {}
+    for n, v in nodes.items():
+        if type(v).__name__ in NEURON_TYPES:
+            for s in preds[n]:
+                if type(nodes[s]).__name__ in ("Affine", "Linear") and preds[s] == [n]:
+                    recurrent[n] = s
+    for n, r in recurrent.items():
+        preds[n] = [s for s in preds[n] if s != r]
+    order, seen = [], set()
+
+    def visit(n, stack=()):
+        if n in seen:
+            return
+        if n in stack:
+            raise UnsupportedError(f"the NIR graph has a cycle through {n} that is not a neuron's recurrent dense")
+        for p in preds[n]:
+            visit(p, stack + (n,))
+        seen.add(n)
+        order.append(n)
+
+    for n in nodes:
+        if n not in recurrent.values():
+            visit(n)
+    in_node = nodes[inputs[0]]
+    shape = tuple(input_shape) if input_shape else tuple(int(d) for d in np.asarray(in_node.input_type["input"]).reshape(-1))
+    ir_nodes = [Input("input", shape)]
+    rename = {inputs[0]: "input"}
+    shapes = {"input": shape}
+    for n in order:
+        v = nodes[n]
+        kind = type(v).__name__
+        if kind in ("Input", "Output"):
+            continue
+        if len(preds[n]) != 1:
+            raise UnsupportedError(f"NIR node {n} has {len(preds[n])} inputs; snnhw supports chains (one input each)")
+        src = rename[preds[n][0]]
+        node = _convert(n, v, kind, src, shapes[src], dt, recurrent.get(n) and nodes[recurrent[n]], ir_nodes)
+        ir_nodes.append(node)
+        rename[n] = node.name
+        shapes[node.name] = tuple(node.shape)
+    g = Graph(ir_nodes, kind="float", dt=float(dt), meta={"source": name, "frontend": "nir"})
+    if not g.neurons:
+        raise UnsupportedError("the NIR graph has no spiking neuron node (LIF, CubaLIF or IF)")
+    return g.validate()
+
+
+def _pair(v):
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def _convert(name, v, kind, src, in_shape, dt, rec, ir_nodes):
+    if kind in ("Affine", "Linear"):
+        w = _arr(v.weight).astype(np.float32)
+        if in_shape != (w.shape[1],):
+            raise UnsupportedError(f"NIR node {name}: weight {w.shape} does not fit input shape {in_shape}")
+        b = _arr(v.bias).astype(np.float32) if kind == "Affine" else None
+        return Dense(name, src, w, b)
+    if kind == "Conv2d":
+        if isinstance(v.padding, str):
+            if v.padding != "valid":
+                raise UnsupportedError(f"NIR node {name}: padding {v.padding!r}; use explicit integer padding")
+            pad = (0, 0)
+        else:
+            pad = _pair(v.padding)
+        bias = _arr(v.bias).astype(np.float32) if v.bias is not None and np.size(v.bias) else None
+        return Conv2d(name, src, _arr(v.weight).astype(np.float32), tuple(in_shape), bias, _pair(v.stride), pad,
+                      _pair(v.dilation), int(v.groups))
+    if kind in ("SumPool2d", "AvgPool2d"):
+        if any(_pair(v.padding)):
+            raise UnsupportedError(f"NIR node {name}: pooling with padding is not supported")
+        return Pool2d(name, src, tuple(in_shape), _pair(v.kernel_size), _pair(v.stride),
+                      "sum" if kind == "SumPool2d" else "avg")
+    if kind == "Flatten":
+        return Flatten(name, src, tuple(in_shape))
+    if kind in NEURON_TYPES:
+        return _neuron(name, v, kind, src, in_shape, dt, rec, ir_nodes)
+    raise UnsupportedError(f"NIR node {name} ({kind}) is not supported; snnhw imports Affine, Linear, Conv2d, "
+                           "SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF and IF")
+
+
+def _neuron(name, v, kind, src, shape, dt, rec, ir_nodes):
+    v_reset = getattr(v, "v_reset", None)
+    if v_reset is not None and np.any(_arr(v_reset) != 0):
+        raise UnsupportedError(f"NIR node {name}: v_reset != 0 is not supported (reset to zero only)")
+    thr = _arr(v.v_threshold)
+    if kind == "IF":
+        alpha, beta, gain, bias = 0.0, np.ones_like(thr), _arr(v.r), 0.0
+    elif kind == "LIF":
+        k = dt / _arr(v.tau)
+        alpha, beta, gain, bias = 0.0, 1 - k, _arr(v.r) * k, _arr(v.v_leak) * k
+    else:
+        ks, km = dt / _arr(v.tau_syn), dt / _arr(v.tau_mem)
+        alpha, beta = 1 - ks, 1 - km
+        gain, bias = _arr(v.w_in) * ks * _arr(v.r) * km, _arr(v.v_leak) * km
+    for what, a in (("alpha", alpha), ("beta", beta)):
+        if np.any(np.asarray(a) < 0) or np.any(np.asarray(a) > 1):
+            raise UnsupportedError(f"NIR node {name}: dt={dt} s gives {what} outside [0, 1]; pass a smaller --dt")
+    size = int(np.prod(shape))
+    gain_n = np.broadcast_to(np.asarray(gain, np.float64).reshape(-1) if np.size(gain) > 1 else gain, (size,))
+    if not np.allclose(gain_n, 1.0, rtol=1e-6):
+        _fold_gain(name, ir_nodes, src, gain_n, shape)
+    lif = LIF(name, src, tuple(shape), _scalar_or_array(np.broadcast_to(alpha, shape)),
+              _scalar_or_array(np.broadcast_to(beta, shape)), _scalar_or_array(np.broadcast_to(thr, shape)),
+              _scalar_or_array(np.broadcast_to(bias, shape)), "zero", "immediate")
+    if np.any(lif.threshold <= 0):
+        raise UnsupportedError(f"NIR node {name}: thresholds must be positive")
+    if rec is not None:
+        w = _arr(rec.weight) * gain_n[:, None]
+        lif.rec_weight = w.astype(np.float32)
+        if type(rec).__name__ == "Affine" and rec.bias is not None:
+            lif.rec_bias = (_arr(rec.bias) * gain_n).astype(np.float32)
+    return lif
+
+
+def _fold_gain(name, ir_nodes, src, gain_n, shape):
+    """Multiply the weights feeding ``name`` by its per-neuron input gain."""
+    syn = next((n for n in ir_nodes if n.name == src), None)
+    if isinstance(syn, Dense):
+        syn.weight = (syn.weight * gain_n[:, None]).astype(np.float32)
+        if syn.bias is not None:
+            syn.bias = (syn.bias * gain_n).astype(np.float32)
+        return
+    if isinstance(syn, Conv2d):
+        per_ch = gain_n.reshape(shape)
+        if np.allclose(per_ch, per_ch[:, :1, :1]):
+            g = per_ch[:, 0, 0]
+            syn.weight = (syn.weight * g[:, None, None, None]).astype(np.float32)
+            if syn.bias is not None:
+                syn.bias = (syn.bias * g).astype(np.float32)
+            return
+    raise UnsupportedError(f"NIR node {name}: its input gain (r*dt/tau) is not 1 and cannot be folded into the "
+                           "preceding layer's weights")
