@@ -132,3 +132,26 @@ def test_float_ir_matches_snntorch_exactly(kind, kwargs, _):
     assert ref.sum() > 10, "the case must spike to test anything"
     out = run(g, x.numpy()).spikes["1"]
     np.testing.assert_array_equal(out, ref)
+
+
+def test_int8_gemm_and_float_blas_paths_agree(monkeypatch):
+    """The emulator's fast int8 path and its float BLAS path compute the same integers."""
+    import snnhw.targets.emu.emulator as emu
+    from hypothesis import given, settings
+    from strategies import lava_networks
+
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(lava_networks(max_layers=3, max_size=12))
+    def check(case):
+        g, x = case
+        monkeypatch.setattr(emu, "_INT8_GEMM", None)
+        fast = emu.run(g, x, record_state=True)
+        monkeypatch.setattr(emu, "_INT8_GEMM", False)
+        slow = emu.run(g, x, record_state=True)
+        for p in g.neurons:
+            np.testing.assert_array_equal(fast.spikes[p.name], slow.spikes[p.name])
+            np.testing.assert_array_equal(fast.voltage[p.name], slow.voltage[p.name])
+        assert fast.overflow == slow.overflow
+
+    assert emu._int8_gemm() is not None, "torch's int8 GEMM should be available in the test environment"
+    check()

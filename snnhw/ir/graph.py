@@ -12,7 +12,8 @@ from snnhw.ir.nodes import (
 )
 
 KINDS = ("float", "fixed")
-MAX_STATE_BITS = 48  # wide enough for every target; keeps int64 arithmetic exact
+MAX_STATE_BITS = 48  # wide enough for every target
+EXACT_BITS = 52      # a register times a decay stays below 2^53: exact in the emulator's float64
 
 
 @dataclass
@@ -200,6 +201,8 @@ def _check_lif(n: LIF, in_shape, where, fixed):
             _fail(f"{where}: input_shift {f.input_shift} outside 0..16")
         _check_format(f.current, f"{where} current")
         _check_format(f.voltage, f"{where} voltage")
+        if max(f.current.bits, f.voltage.bits) + f.decay_bits > EXACT_BITS:
+            _fail(f"{where}: register bits + decay_bits must not exceed {EXACT_BITS} (exact arithmetic)")
         if not (np.isfinite(f.state_scale) and f.state_scale > 0):
             _fail(f"{where}: state_scale must be positive")
         vmax = (1 << (f.voltage.bits - 1)) - 1

@@ -5,11 +5,16 @@ the same graph, so the two can be compared), batched, recording the spikes of ev
 and optionally the u/v traces, and counting every overflow event.
 
 Speed: synapses take all timesteps of their input in one matrix product (the neuron update is the
-only per-step loop). Integer products go through float BLAS only when the largest possible |sum|
-is below 2^53 (float64) or 2^24 (float32), where float arithmetic on integers is exact.
+only per-step loop). Fixed-point values are integers held in float64: every value stays below
+2^53 in magnitude (registers are at most 52 - decay_bits wide, checked by the IR), where float64
+arithmetic on integers is exact, and a power-of-two scaling plus trunc/floor is exactly the
+shift of docs/semantics.md. Matrix products use float32 BLAS when the largest possible |sum| is
+below 2^24 and float64 BLAS below 2^53.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,53 +54,88 @@ class RunResult:
 
 # ----------------------------------------------------------------------------- integer helpers
 def apply_overflow(x: np.ndarray, fmt: StateFormat) -> tuple[np.ndarray, int]:
-    """Apply ``fmt``'s overflow rule to int64 ``x``; return the result and the number of changed values."""
-    half = 1 << (fmt.bits - 1)
+    """Apply ``fmt``'s overflow rule to integer-valued ``x``; return the result and the number of changed values."""
+    half = float(1 << (fmt.bits - 1))
+    lo, hi = {"saturate": (1 - half, half - 1), "wrap": (-half, half - 1), "wrap_once": (1 - half, half)}[fmt.overflow]
+    if x.size == 0 or (x.min() >= lo and x.max() <= hi):
+        return x, 0  # the common case: nothing to do
     if fmt.overflow == "saturate":
-        out = np.clip(x, -(half - 1), half - 1)
+        out = np.clip(x, lo, hi)
     elif fmt.overflow == "wrap":
-        out = ((x + half) & ((half << 1) - 1)) - half
+        out = np.mod(x + half, 2 * half) - half
     else:  # wrap_once: one correction, keeping (-half, half]
         out = np.where(x > half, x - 2 * half, np.where(x <= -half, x + 2 * half, x))
     return out, int(np.count_nonzero(out != x))
 
 
-def decay(x: np.ndarray, q: np.ndarray, bits: int, rounding: str) -> np.ndarray:
-    """``x * q / 2^bits`` rounded toward zero (Lava) or down (floor), in int64."""
-    p = x * q
-    if rounding == "floor":
-        return p >> bits
-    return np.where(p < 0, -((-p) >> bits), p >> bits)
+def decay(x: np.ndarray, q, bits: int, rounding: str) -> np.ndarray:
+    """``x * q / 2^bits`` rounded toward zero (Lava) or down (floor); exact for |x*q| < 2^53."""
+    p = np.multiply(x, np.asarray(q, np.float64) * (2.0 ** -bits), dtype=np.float64)
+    return np.floor(p, out=p) if rounding == "floor" else np.trunc(p, out=p)
 
 
-def _int_matmul(x: np.ndarray, wt: np.ndarray, wabs_colsum_max: float) -> np.ndarray:
-    """Exact integer ``x @ wt`` for int arrays, through float BLAS while that is exact."""
-    xmax = float(np.abs(x).max()) if x.size else 0.0
-    bound = xmax * wabs_colsum_max
+def _int_matmul(x: np.ndarray, wt: np.ndarray, bound: float) -> np.ndarray:
+    """Exact integer ``x @ wt`` given ``bound`` >= every |sum|: float32 BLAS below 2^24, float64 below 2^53."""
     if bound < EXACT_F32:
-        return (x.astype(np.float32) @ wt.astype(np.float32)).astype(np.int64)
+        return x.astype(np.float32, copy=False) @ wt.astype(np.float32, copy=False)
     if bound < EXACT_F64:
-        return (x.astype(np.float64) @ wt.astype(np.float64)).astype(np.int64)
-    return x.astype(object) @ wt.astype(object)  # beyond float64: exact but slow; legalization avoids it
+        return x.astype(np.float64, copy=False) @ wt
+    raise SnnhwError(f"synaptic sums can reach {bound:.3g}, beyond exact integer range (2^53); "
+                     "the weights or inputs are far larger than any target allows")
+
+
+_INT8_GEMM = None
+
+
+def _int8_gemm():
+    """torch's int8 x int8 -> int32 matrix product (VNNI on x86), if torch has it and it is exact
+    here; None otherwise. Checked once against numpy on random data."""
+    global _INT8_GEMM
+    if _INT8_GEMM is None:
+        _INT8_GEMM = False
+        try:
+            import torch
+            rng = np.random.default_rng(0)
+            a = rng.integers(-128, 128, (37, 70), dtype=np.int8)
+            b = rng.integers(-128, 128, (70, 29), dtype=np.int8)
+            got = torch._int_mm(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+            if np.array_equal(got, a.astype(np.int64) @ b.astype(np.int64)):
+                _INT8_GEMM = lambda x, w: torch._int_mm(torch.from_numpy(x), torch.from_numpy(w)).numpy()
+        except (ImportError, AttributeError, RuntimeError):
+            pass
+    return _INT8_GEMM or None
 
 
 # ----------------------------------------------------------------------------- synapses
 class _Linear:
-    """A weight matrix applied to ``[..., in]`` (fixed: exact integers; float: float32)."""
+    """A weight matrix applied to ``[..., in]`` (fixed: exact integers; float: float32).
+
+    Fixed point with int8 weights and int8-range inputs uses an int8 GEMM with int32 accumulation
+    when available (exact while |sum| < 2^31); otherwise float BLAS (exact, see _int_matmul)."""
 
     def __init__(self, weight: np.ndarray, fixed: bool):
         self.fixed = fixed
-        self.wt = np.ascontiguousarray(weight.T)
-        if fixed:
-            self.wt = self.wt.astype(np.int64)
-            self.colsum = float(np.abs(self.wt).sum(axis=0).max()) if self.wt.size else 0.0
-        else:
-            self.wt = self.wt.astype(np.float32)
+        self.wt = np.ascontiguousarray(weight.T, dtype=np.float64 if fixed else np.float32)
+        self.colsum = float(np.abs(self.wt).sum(axis=0).max()) if self.wt.size else 0.0
+        self.wt8 = None
+        if fixed and self.wt.size and np.abs(self.wt).max() <= 127 and _int8_gemm():
+            self.wt8 = np.ascontiguousarray(self.wt, dtype=np.int8)
+        if fixed and self.colsum * 2 < EXACT_F32:  # small weights: keep a float32 copy for BLAS
+            self.wt32 = self.wt.astype(np.float32)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.fixed:
-            return _int_matmul(x, self.wt, self.colsum)
-        return x.astype(np.float32) @ self.wt
+    def bound(self, x_bound: float) -> float:
+        """Largest |output| for inputs bounded by ``x_bound``."""
+        return x_bound * self.colsum
+
+    def __call__(self, x: np.ndarray, x_bound: float) -> np.ndarray:
+        if not self.fixed:
+            return x.astype(np.float32, copy=False) @ self.wt
+        b = self.bound(x_bound)
+        if self.wt8 is not None and x_bound <= 127 and b < 2**31 - 1:
+            lead = x.shape[:-1]
+            x8 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.int8)
+            return _INT8_GEMM(x8, self.wt8).reshape(*lead, -1)
+        return _int_matmul(x, self.wt32 if b < EXACT_F32 and hasattr(self, "wt32") else self.wt, b)
 
 
 def _shift(y: np.ndarray, delay: int) -> np.ndarray:
@@ -115,7 +155,7 @@ def _windows(x: np.ndarray, kh, kw, sh, sw, dh=1, dw=1) -> np.ndarray:
     return win.transpose(0, 2, 3, 1, 4, 5)
 
 
-def _conv(n: Conv2d, x: np.ndarray, fixed: bool) -> np.ndarray:
+def _conv(n: Conv2d, x: np.ndarray, fixed: bool, x_bound: float) -> tuple[np.ndarray, float]:
     lead = x.shape[:-3]
     x = x.reshape(-1, *x.shape[-3:])
     ph, pw = n.padding
@@ -127,13 +167,14 @@ def _conv(n: Conv2d, x: np.ndarray, fixed: bool) -> np.ndarray:
     cout = n.weight.shape[0]
     g = n.groups
     cin_g = n.weight.shape[1]
-    outs = []
+    outs, bound = [], 0.0
     for gi in range(g):
-        wg = n.weight[gi * cout // g:(gi + 1) * cout // g].reshape(cout // g, -1)
+        lin = _Linear(n.weight[gi * cout // g:(gi + 1) * cout // g].reshape(cout // g, -1), fixed)
         cols = win[:, :, :, gi * cin_g:(gi + 1) * cin_g].reshape(nb * ho * wo, -1)
-        outs.append(_Linear(wg, fixed)(cols))
+        outs.append(lin(cols, x_bound))
+        bound = max(bound, lin.bound(x_bound))
     y = np.concatenate(outs, axis=1).reshape(nb, ho, wo, cout).transpose(0, 3, 1, 2)
-    return y.reshape(*lead, cout, ho, wo)
+    return y.reshape(*lead, cout, ho, wo), bound
 
 
 def _pool(n: Pool2d, x: np.ndarray) -> np.ndarray:
@@ -148,45 +189,68 @@ def _pool(n: Pool2d, x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- neurons
 class _Population:
-    """Per-step update of one LIF population over a batch (``[B, N]`` state)."""
+    """Per-step update of one LIF population over a batch (``[B, N]`` state).
 
-    def __init__(self, n: LIF, fixed: bool, batch: int, res: RunResult):
+    Fixed point: integers held in float64 (exact, see the module docstring)."""
+
+    def __init__(self, n: LIF, fixed: bool, batch: int, res: RunResult, a_bound: float = float("inf")):
         self.n, self.fixed, self.res = n, fixed, res
-        dt = np.int64 if fixed else np.float32
+        dt = np.float64 if fixed else np.float32
         flat = lambda a: np.asarray(a, dtype=dt).reshape(-1) if np.ndim(a) else np.asarray(a, dtype=dt)
         self.alpha, self.beta = flat(n.alpha), flat(n.beta)
         self.thr, self.bias = flat(n.threshold), flat(n.bias)
-        size = n.size
-        self.u = np.zeros((batch, size), dt)
-        self.v = np.zeros((batch, size), dt)
-        self.s = np.zeros((batch, size), bool)
+        self.u = np.zeros((batch, n.size), dt)
+        self.v = np.zeros((batch, n.size), dt)
+        self.s = np.zeros((batch, n.size), bool)
         self.counts = {"current": 0, "voltage": 0}
         self.carry_reset = n.reset_mode == "subtract" and n.reset_timing == "immediate"
+        self.has_bias = bool(np.any(self.bias != 0))
+        if fixed:
+            f = n.format
+            one = float(1 << f.decay_bits)
+            self.alpha_zero = bool(np.all(self.alpha == 0))
+            self.beta_one = bool(np.all(self.beta == one))
+            self.in_gain = float(1 << f.input_shift)
+            # without current memory u is this step's input: skip its range check when it cannot overflow
+            self.check_u = not (self.alpha_zero and a_bound * self.in_gain < (1 << (f.current.bits - 1)) - 1)
+
+    def _integrate(self, a):
+        if not self.fixed:
+            u = self.alpha * self.u + a
+            return u, self.beta * self.v + u + self.bias
+        f = self.n.format
+        u = np.multiply(a, self.in_gain, dtype=np.float64)
+        if not self.alpha_zero:
+            u += decay(self.u, self.alpha, f.decay_bits, f.decay_rounding)
+        if self.check_u:
+            u, c = apply_overflow(u, f.current)
+            self.counts["current"] += c
+        if self.beta_one:
+            v = self.v + u
+        else:
+            v = decay(self.v, self.beta, f.decay_bits, f.decay_rounding)
+            v += u
+        if self.has_bias:
+            v += self.bias
+        return u, v
 
     def step(self, a: np.ndarray) -> np.ndarray:
         """Advance one timestep with synaptic input ``a`` (``[B, N]``, weight units); return spikes."""
-        n, f = self.n, self.n.format
-        if self.fixed:
-            u = decay(self.u, self.alpha, f.decay_bits, f.decay_rounding) + (a << f.input_shift)
-            u, c = apply_overflow(u, f.current)
-            self.counts["current"] += c
-            v = decay(self.v, self.beta, f.decay_bits, f.decay_rounding) + u + self.bias
-        else:
-            u = self.alpha * self.u + a
-            v = self.beta * self.v + u + self.bias
+        n = self.n
+        u, v = self._integrate(a)
         # snntorch's immediate subtractive reset: a stored membrane still above threshold is
         # reduced by one threshold before the spike test, and the reset after it nets that out.
         carry = (self.v > self.thr) if self.carry_reset else None
         if n.reset_timing == "delayed":
-            v = self._reset(v, self.s)
+            self._reset(v, self.s)
         elif carry is not None:
-            v = self._reset(v, carry)
+            self._reset(v, carry)
         v = self._overflow_v(v)
         s = v > self.thr
         if n.reset_timing == "immediate":
-            v = self._reset(v, s)
+            self._reset(v, s)
             if carry is not None:
-                v = self._overflow_v(v + np.where(carry, self.thr, np.zeros((), v.dtype)))
+                v = self._overflow_v(v + carry * self.thr)
         self.u, self.v, self.s = u, v, s
         return s
 
@@ -198,12 +262,12 @@ class _Population:
         return v
 
     def _reset(self, v, s):
+        """Apply the reset in place where ``s``."""
         mode = self.n.reset_mode
         if mode == "subtract":
-            return v - np.where(s, self.thr, np.zeros((), v.dtype))
-        if mode == "zero":
-            return np.where(s, np.zeros((), v.dtype), v)
-        return v
+            np.subtract(v, np.broadcast_to(self.thr, v.shape), out=v, where=s)
+        elif mode == "zero":
+            v[s] = 0
 
     def flush_counts(self):
         f = self.n.format
@@ -214,7 +278,9 @@ class _Population:
 
 # ----------------------------------------------------------------------------- the run
 def quantize_input(g: Graph, x: np.ndarray, res: RunResult | None = None) -> np.ndarray:
-    """Apply the Input node's semantics to user data ``[T, B, *shape]`` (docs/semantics.md §Input)."""
+    """Apply the Input node's semantics to user data ``[T, B, *shape]`` (docs/semantics.md §Input).
+
+    Fixed IR: returns the integer input values as floats (float32 while they are below 2^24)."""
     inp = g.input
     x = np.asarray(x)
     if x.ndim != len(inp.shape) + 2 or tuple(x.shape[2:]) != tuple(inp.shape):
@@ -224,84 +290,150 @@ def quantize_input(g: Graph, x: np.ndarray, res: RunResult | None = None) -> np.
         raise SnnhwError(f"input has shape {tuple(x.shape)}: it needs at least one timestep and one sample")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise SnnhwError(f"input has dtype {x.dtype}; give numbers (spikes 0/1 or analog values)")
+    if g.kind == "fixed" and inp.bits == 1:
+        # every nonzero value is 1 (this also rejects NaN and Inf)
+        if np.count_nonzero(x) != np.count_nonzero(x == 1):
+            raise SnnhwError("this network was compiled for binary spike input, but the input has values "
+                             "other than 0 and 1; encode it as spikes first, or recompile with --input-kind graded")
+        return x.astype(np.float32, copy=False)
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise SnnhwError("input contains NaN or Inf values")
     if g.kind == "float":
         return x.astype(np.float32)
-    if inp.bits == 1:
-        if not np.all((x == 0) | (x == 1)):
-            raise SnnhwError("this network was compiled for binary spike input, but the input has values "
-                             "other than 0 and 1; encode it first (--encode rate) or recompile with "
-                             "--input-kind graded")
-        return x.astype(np.int64)
     q = np.round(x.astype(np.float64) / inp.scale)
     hi = (1 << (inp.bits - 1)) - 1
     out = np.clip(q, -hi, hi)
     if res is not None:
         res.count(inp.name, "input_saturate", int(np.count_nonzero(out != q)))
-    return out.astype(np.int64)
+    return out.astype(np.float32) if hi < EXACT_F32 else out
+
+
+class Emulator:
+    """A graph prepared for repeated runs (weights transposed and bounded once)."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.fixed = g.kind == "fixed"
+        self.linear = {n.name: _Linear(n.weight, self.fixed) for n in g.nodes if isinstance(n, Dense)}
+
+    def run(self, x: np.ndarray, record_state: bool = False) -> RunResult:
+        """Run on input ``x`` ``[T, B, *input_shape]``; see :class:`RunResult`."""
+        g, fixed = self.g, self.fixed
+        res = RunResult()
+        x = quantize_input(g, x, res)
+        vals = {g.input.name: x}
+        # bound[name] >= max |value| of a node's output: picks exact BLAS precision, skips range checks
+        bound = {g.input.name: float((1 << (g.input.bits - 1)) - 1 if g.input.bits > 1 else 1) if fixed else 0.0}
+        T, B = x.shape[:2]
+        for n in g.nodes[1:]:
+            src, b_in = vals[n.input], bound[n.input]
+            if isinstance(n, (Dense, Conv2d)):
+                if isinstance(n, Dense):
+                    lin = self.linear[n.name]
+                    y, b = lin(src.reshape(T, B, -1), b_in), lin.bound(b_in)
+                else:
+                    y, b = _conv(n, src, fixed, b_in)
+                y = _shift(y, n.delay)
+                if n.bias is not None:
+                    bias = n.bias if isinstance(n, Dense) else n.bias.reshape(-1, 1, 1)
+                    b += float(np.abs(n.bias).max())
+                    if fixed and b >= _exact_limit(y.dtype):
+                        y = y.astype(np.float64)
+                    y += bias.astype(y.dtype)
+                if fixed:
+                    y, b = _acc(n, y, b, res)
+                vals[n.name], bound[n.name] = y, b
+            elif isinstance(n, Pool2d):
+                vals[n.name], bound[n.name] = _pool(n, src), b_in * n.kernel[0] * n.kernel[1]
+            elif isinstance(n, Flatten):
+                vals[n.name], bound[n.name] = src.reshape(T, B, -1), b_in
+            elif isinstance(n, LIF):
+                vals[n.name] = _run_population(n, src, b_in, fixed, res, record_state)
+                bound[n.name] = 1.0
+        return res
+
+
+def _exact_limit(dtype) -> float:
+    """Integers below this magnitude are exact in ``dtype``."""
+    return {np.dtype(np.float32): EXACT_F32, np.dtype(np.int32): 2.0**31 - 1}.get(np.dtype(dtype), EXACT_F64)
 
 
 def run(g: Graph, x: np.ndarray, record_state: bool = False) -> RunResult:
     """Run ``g`` on input ``x`` ``[T, B, *input_shape]``; see :class:`RunResult`."""
-    fixed = g.kind == "fixed"
-    res = RunResult()
-    vals = {g.input.name: quantize_input(g, x, res)}
-    T, B = vals[g.input.name].shape[:2]
-    for n in g.nodes[1:]:
-        src = vals[n.input]
-        if isinstance(n, Dense):
-            y = _Linear(n.weight, fixed)(src.reshape(T, B, -1))
-            y = _shift(y, n.delay)
-            if n.bias is not None:
-                y = y + n.bias.astype(y.dtype)
-            vals[n.name] = _acc(n, y, res) if fixed else y
-        elif isinstance(n, Conv2d):
-            y = _shift(_conv(n, src, fixed), n.delay)
-            if n.bias is not None:
-                y = y + n.bias.astype(y.dtype).reshape(-1, 1, 1)
-            vals[n.name] = _acc(n, y, res) if fixed else y
-        elif isinstance(n, Pool2d):
-            vals[n.name] = _pool(n, src)
-        elif isinstance(n, Flatten):
-            vals[n.name] = src.reshape(T, B, -1)
-        elif isinstance(n, LIF):
-            vals[n.name] = _run_population(n, src, fixed, res, record_state)
-    return res
+    return Emulator(g).run(x, record_state)
 
 
-def _acc(n, y, res):
+def _acc(n, y, b, res):
+    """The synapse's accumulator rule (skipped when the bound shows it cannot trigger)."""
+    half = 1 << (n.acc.bits - 1)
+    if b < half - 1:
+        return y, b
     y, c = apply_overflow(y, n.acc)
     res.count(n.name, f"acc_{n.acc.overflow}", c)
-    return y
+    return y, min(b, float(half))
 
 
-def _run_population(n: LIF, a_in: np.ndarray, fixed: bool, res: RunResult, record: bool) -> np.ndarray:
+PARALLEL_MIN_WORK = 1 << 20  # batch-parallel neuron updates only pay off on large populations x batches
+
+
+def _threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _run_population(n: LIF, a_in: np.ndarray, a_bound: float, fixed: bool, res: RunResult,
+                    record: bool) -> np.ndarray:
+    """All timesteps of one population. Samples are independent, so large batches are split into
+    chunks that run in parallel threads (numpy releases the GIL); results do not depend on it."""
     T, B = a_in.shape[:2]
     a_in = a_in.reshape(T, B, -1)
-    pop = _Population(n, fixed, B, res)
     spikes = np.zeros((T, B, n.size), np.int8)
-    if record:
-        us = np.zeros((T, B, n.size), pop.u.dtype)
-        vs = np.zeros((T, B, n.size), pop.v.dtype)
-    rec = _Linear(n.rec_weight, fixed) if n.rec_weight is not None else None
-    for t in range(T):
-        a = a_in[t]
-        if rec is not None:
-            r = rec(spikes[t - n.rec_delay]) if t >= n.rec_delay else np.zeros_like(a)
-            if n.rec_bias is not None:
-                r = r + n.rec_bias.astype(r.dtype)
-            if fixed:
-                r, c = apply_overflow(r, n.rec_acc)
-                res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
-            a = a + r
-        spikes[t] = pop.step(a)
-        if record:
-            us[t], vs[t] = pop.u, pop.v
-    pop.flush_counts()
+    state_dtype = np.int64 if fixed else np.float32
+    us = np.zeros((T, B, n.size), state_dtype) if record else None
+    vs = np.zeros((T, B, n.size), state_dtype) if record else None
+    chunks = min(_threads(), B) if T * B * n.size >= PARALLEL_MIN_WORK else 1
+    edges = np.linspace(0, B, chunks + 1).astype(int)
+    parts = [slice(edges[i], edges[i + 1]) for i in range(chunks)]
+    counts = [RunResult() for _ in parts]
+    work = [(a_in[:, sl], a_bound, fixed, counts[i], spikes[:, sl], us[:, sl] if record else None,
+             vs[:, sl] if record else None) for i, sl in enumerate(parts)]
+    if chunks == 1:
+        _population_loop(n, *work[0])
+    else:
+        with ThreadPoolExecutor(chunks) as pool:
+            list(pool.map(lambda w: _population_loop(n, *w), work))
+    for c in counts:
+        for node, d in c.overflow.items():
+            for key, v in d.items():
+                res.count(node, key, v)
     shape = (T, B, *n.shape)
     res.spikes[n.name] = spikes.reshape(shape)
     if record:
         res.current[n.name] = us.reshape(shape)
         res.voltage[n.name] = vs.reshape(shape)
     return res.spikes[n.name]
+
+
+def _population_loop(n: LIF, a_in, a_bound, fixed, res, spikes, us, vs):
+    """The per-step loop for one batch chunk, writing into ``spikes`` (and ``us``/``vs``)."""
+    T, B = a_in.shape[:2]
+    rec = _Linear(n.rec_weight, fixed) if n.rec_weight is not None else None
+    r_bound = 0.0
+    if rec is not None:
+        r_bound = rec.bound(1.0) + (float(np.abs(n.rec_bias).max()) if n.rec_bias is not None else 0.0)
+        if fixed:
+            r_bound = min(r_bound, float(1 << (n.rec_acc.bits - 1)))
+    pop = _Population(n, fixed, B, res, a_bound + r_bound)
+    for t in range(T):
+        a = a_in[t]
+        if rec is not None:
+            r = rec(spikes[t - n.rec_delay], 1.0) if t >= n.rec_delay else np.zeros(a.shape, a.dtype)
+            if n.rec_bias is not None:
+                r = r + n.rec_bias
+            if fixed:
+                r, c = apply_overflow(r, n.rec_acc)
+                res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
+            a = np.add(a, r, dtype=np.float64 if fixed else np.float32)
+        spikes[t] = pop.step(a)
+        if us is not None:
+            us[t], vs[t] = pop.u, pop.v
+    pop.flush_counts()
