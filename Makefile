@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	# lava-nc 0.10.0 declares Python<3.11, so pip refuses it as a dependency; its requirements come
 	# from the [loihi] extra above and snnhw.targets.loihi.lava_compat makes it import on 3.11.
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
+	# lava-dl only for its netx loader (tests load network.net with it); its slayer half needs
+	# torch<2.4 and is stubbed by snnhw.targets.loihi.lava_compat.import_netx.
+	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-dl==0.6.0
 	touch $(STAMP)
 
 demo: install

@@ -58,12 +58,15 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
 def _bias_problems(g: Graph, n: LIF, t: TargetDescription) -> list[str]:
     """The voltage bias register: own bias plus (without a current bias) the synapse biases."""
     num = t.numerics
-    total = np.broadcast_to(n.bias, (n.size,)).astype(np.int64)
+    total = np.broadcast_to(n.bias, n.shape).astype(np.int64)
     if not t.features.current_bias:
         src = g.node(n.input)
-        for b in (getattr(src, "bias", None), n.rec_bias):
-            if b is not None:
-                total = total + (np.asarray(b, np.int64).reshape(-1) << n.format.input_shift)
+        shift = n.format.input_shift
+        if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
+            b = src.bias.astype(np.int64)
+            total = total + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << shift)
+        if n.rec_bias is not None:
+            total = total + (n.rec_bias.astype(np.int64).reshape(n.shape) << shift)
     out = []
     big = int(np.abs(total).max()) if total.size else 0
     if big > num.bias_max:

@@ -96,9 +96,12 @@ def compile(
         save(float_g, tmp / b.FLOAT_IR)
         save(fixed, tmp / b.FIXED_IR)
         b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed))
-        files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend_of(tgt).emit(fixed, tmp)
+        backend = backend_of(tgt)
+        files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
         b.write_manifest(tmp, fixed, files, {"input_kind": kind.value})
     _print_layers(fixed)
+    for note in getattr(backend, "notes", lambda g: [])(fixed):
+        out.print(f"note: {note}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
 

@@ -15,7 +15,7 @@ from conftest import run_cli
 from snnhw.errors import SnnhwError
 from snnhw.targets.emu.emulator import run as emulate
 from snnhw.targets.loihi.backend import simulate_in_worker
-from strategies import lava_networks
+from strategies import lava_conv_networks, lava_networks
 
 pytestmark = pytest.mark.lava
 
@@ -74,6 +74,15 @@ def test_random_networks_equal_lava_fixed_pt(case):
     assert not _leftover_processes()
 
 
+@settings(max_examples=int(os.environ.get("SNNHW_LAVA_EXAMPLES", "16")) // 2, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(lava_conv_networks())
+def test_random_conv_networks_equal_lava_fixed_pt(case):
+    g, x = case
+    _assert_equal(g, x, simulate_in_worker(g, x, record_state=True))
+    assert not _leftover_processes()
+
+
 def test_wrap_and_saturation_cases_equal_lava():
     """Networks driven into current wrap and voltage saturation still agree bit for bit."""
     from snnhw.ir import LIF, Dense, Graph, Input
@@ -127,3 +136,33 @@ def test_lava_timeout_leaves_no_process(monkeypatch):
     with pytest.raises(SnnhwError, match="did not finish"):
         simulate_in_worker(g, x, timeout=1.0)
     assert not _leftover_processes()
+
+
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=lava_networks(max_layers=2, bias_step=64) | lava_conv_networks())
+def test_netx_file_loaded_by_lava_dl_equals_emulator(tmp_path_factory, case):
+    from snnhw.targets.loihi import netx
+    from snnhw.targets.loihi.backend import simulate_netx_in_worker
+    g, x = case
+    assert netx.problems(g) == []
+    path = tmp_path_factory.mktemp("netx") / "network.net"
+    netx.write(g, path)
+    out = simulate_netx_in_worker(g, path, x)
+    np.testing.assert_array_equal(out, emulate(g, x).spikes[g.output.name].astype(np.int64))
+    again = path.with_name("again.net")
+    netx.write(g, again)
+    assert path.read_bytes() == again.read_bytes()
+    assert not _leftover_processes()
+
+
+def test_netx_names_what_it_cannot_express():
+    from snnhw.ir import LIF, Dense, Flatten, Graph, Input, Pool2d
+    from snnhw.targets.loihi import backend, netx
+    from strategies import LOIHI_ACC, LOIHI_FORMAT
+    g = Graph([Input("in", (1, 4, 4), 1, 1.0), Pool2d("pool", "in", (1, 4, 4), (2, 2), (2, 2), "sum"),
+               Flatten("flat", "pool", (1, 2, 2)), Dense("fc", "flat", np.ones((2, 4), int), None, 1, LOIHI_ACC),
+               LIF("l", "fc", (2,), np.array(0), np.array(4096), np.array(64), np.array(0), "zero", "immediate",
+                   format=LOIHI_FORMAT)], kind="fixed").validate()
+    assert any("pool" in p for p in netx.problems(g))
+    assert backend.notes(g)[0].startswith("no network.net: layer pool")

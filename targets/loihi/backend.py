@@ -14,14 +14,26 @@ import numpy as np
 from snnhw.errors import SnnhwError
 from snnhw.ir import Graph, save
 from snnhw.targets.emu.emulator import RunResult, quantize_input, run as emulate
+from snnhw.targets.loihi import netx
 
 TIMEOUT_BASE_S = 60.0
 TIMEOUT_PER_SAMPLE_STEP_S = 0.05
 
 
 def emit(graph: Graph, build_dir: Path) -> list[str]:
-    """Loihi artifacts beyond the IR (the netx file is added by the netx exporter)."""
-    return []
+    """The netx HDF5 file for Loihi 2 deployment, when netx can express the network."""
+    if netx.problems(graph):
+        return []
+    netx.write(graph, Path(build_dir) / netx.NETX_FILE)
+    return [netx.NETX_FILE]
+
+
+def notes(graph: Graph) -> list[str]:
+    """What the user should know about this build's Loihi artifacts."""
+    found = netx.problems(graph)
+    if not found:
+        return [f"{netx.NETX_FILE}: lava-dl netx file for Loihi 2 deployment"]
+    return [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)" for p in found]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -31,16 +43,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def simulate_in_worker(graph: Graph, x_int: np.ndarray, record_state: bool = False,
-                       timeout: float | None = None) -> dict:
-    """Run the Lava simulation in a child process group; return {kind: {layer: array}}."""
+def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float | None) -> dict:
+    """Run one job in ``python -m snnhw.targets.loihi.worker`` in its own process group."""
     T, B = x_int.shape[:2]
     timeout = timeout or float(os.environ.get("SNNHW_LAVA_TIMEOUT", TIMEOUT_BASE_S + TIMEOUT_PER_SAMPLE_STEP_S * T * B))
     with tempfile.TemporaryDirectory(prefix="snnhw-lava-") as tmp:
         job = Path(tmp)
         save(graph, job / "model.onnx")
         np.save(job / "input.npy", x_int.astype(np.int64))
-        (job / "options.json").write_text(json.dumps({"record_state": record_state}))
+        (job / "options.json").write_text(json.dumps(options))
         proc = subprocess.Popen([sys.executable, "-m", "snnhw.targets.loihi.worker", str(job)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
@@ -63,6 +74,18 @@ def simulate_in_worker(graph: Graph, x_int: np.ndarray, record_state: bool = Fal
                 kind, name = key.split("/", 1)
                 out.setdefault(kind, {})[name] = data[key]
         return out
+
+
+def simulate_in_worker(graph: Graph, x_int: np.ndarray, record_state: bool = False,
+                       timeout: float | None = None) -> dict:
+    """Run the Lava process graph of ``graph``; return {kind: {layer: array}} (spikes, voltage, current)."""
+    return _run_worker(graph, x_int, {"record_state": record_state}, timeout)
+
+
+def simulate_netx_in_worker(graph: Graph, netx_path: Path, x_int: np.ndarray, timeout: float | None = None) -> np.ndarray:
+    """Run a netx file with lava-dl's loader; return the output layer's spikes ``[T, B, *shape]``."""
+    opts = {"netx": str(Path(netx_path).resolve()), "graded": graph.input.bits > 1}
+    return _run_worker(graph, x_int, opts, timeout)["spikes"]["output"]
 
 
 def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = None) -> RunResult:

@@ -78,3 +78,26 @@ def import_lava():
     except ModuleNotFoundError as exc:
         from snnhw.errors import SnnhwError
         raise SnnhwError(f"the loihi target needs lava-nc ({exc}); run `make install`") from None
+
+
+def import_netx():
+    """Import lava-dl's netx without lava-dl's slayer (which needs torch<2.4, cv2 and more).
+
+    netx imports one name from slayer, ``slayer.neuron.rf.neuron_params``, used only for resonate-
+    and-fire neurons; a stub module provides it and refuses RF networks. Returns ``netx.hdf5``."""
+    import types
+    import_lava()
+    name = "lava.lib.dl.slayer.neuron.rf"
+    if name not in sys.modules:
+        def neuron_params(*args, **kwargs):
+            raise NotImplementedError("resonate-and-fire neurons need lava-dl's slayer, which is not installed")
+        for mod in ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", name):
+            stub = sys.modules.setdefault(mod, types.ModuleType(mod))
+            stub.__path__ = []
+        sys.modules[name].neuron_params = neuron_params
+    try:
+        from lava.lib.dl.netx import hdf5
+    except ModuleNotFoundError as exc:
+        from snnhw.errors import SnnhwError
+        raise SnnhwError(f"reading netx files needs lava-dl ({exc}); run `make install`") from None
+    return hdf5
