@@ -19,8 +19,14 @@ def apply_target_delays(g: Graph, target: TargetDescription) -> Graph:
 
 def latency(g: Graph) -> int:
     """Steps from an input spike to the earliest output-layer response: the sum of synapse delays
-    along the longest feed-forward path to the output population."""
+    on the path to the output population."""
+    return arrival(g)[g.output.name]
+
+
+def arrival(g: Graph) -> dict:
+    """Per node, the summed synapse delays from the input: a population's response to input step
+    ``t`` appears at step ``t + arrival[name]`` (used to align runs with different timing)."""
     depth = {g.input.name: 0}
     for n in g.nodes[1:]:
         depth[n.name] = depth[n.input] + (n.delay if isinstance(n, (Dense, Conv2d)) else 0)
-    return depth[g.output.name]
+    return depth

@@ -65,7 +65,7 @@ def compile(
     """Compile MODEL for a target into a build directory."""
     from snnhw import build as b
     from snnhw.arrays import load_array
-    from snnhw.compiler.pipeline import PASSES, CompileOptions, compile_graph
+    from snnhw.compiler.pipeline import PASSES, compile_graph
     from snnhw.compiler.quant_report import quantization_report
     from snnhw.frontends import load_model
     from snnhw.ir import save
@@ -74,20 +74,8 @@ def compile(
     tgt = load_target(target)
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
-    kind, x_max = input_kind, 1.0
-    if calib is not None:
-        x = load_array(calib)
-        shape = float_g.input.shape
-        if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != tuple(shape):
-            raise SnnhwError(f"--calib has shape {x.shape}; expected [T, B, {', '.join(map(str, shape))}]")
-        x_max = float(np.abs(x).max()) or 1.0
-        if kind is None:
-            kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
-    kind = kind or InputKind.spikes
-    bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
-    if kind == InputKind.graded and not (2 <= bits <= 24):
-        raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
-    opts = CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits)
+    opts, kind = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
+                                  "--calib")
     if verbose:
         out.print(f"passes: {' -> '.join(p.name for p in PASSES)}")
     fixed = compile_graph(float_g, tgt, opts,
@@ -98,11 +86,33 @@ def compile(
         b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed))
         backend = backend_of(tgt)
         files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
-        b.write_manifest(tmp, fixed, files, {"input_kind": kind.value})
+        b.write_manifest(tmp, fixed, files, {"input_kind": kind})
     _print_layers(fixed)
     for note in getattr(backend, "notes", lambda g: [])(fixed):
         out.print(f"note: {note}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
+
+
+def _check_shape(x, g, what: str):
+    shape = g.input.shape
+    if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != tuple(shape):
+        raise SnnhwError(f"{what} has shape {tuple(x.shape)}; expected [T, B, {', '.join(map(str, shape))}]")
+
+
+def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what):
+    """Compile options from the flags and an optional sample input (its range and kind)."""
+    from snnhw.compiler.pipeline import CompileOptions
+    kind, x_max = input_kind, 1.0
+    if sample is not None:
+        _check_shape(sample, float_g, what)
+        x_max = float(np.abs(sample).max()) or 1.0
+        if kind is None:
+            kind = InputKind.spikes if np.all((sample == 0) | (sample == 1)) else InputKind.graded
+    kind = kind or InputKind.spikes
+    bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
+    if kind == InputKind.graded and not (2 <= bits <= 24):
+        raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
+    return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits), kind.value
 
 
 def _print_layers(g):
@@ -178,6 +188,98 @@ def run(
     for k, v in other.items():
         out.print(f"[yellow]overflow[/] in {k}: {v}")
     out.print(f"wrote {output}")
+
+
+@app.command()
+def verify(
+    model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
+    input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
+    labels: Optional[Path] = typer.Option(None, help="labels [B] (.npy) for float vs fixed accuracy"),
+    targets: str = typer.Option("emu", help="comma-separated targets, e.g. emu,loihi"),
+    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
+    input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from the input)"),
+    input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
+    weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    dt: Optional[float] = typer.Option(None, help="seconds per timestep (NIR import)"),
+    trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
+    max_rate_error: float = typer.Option(0.05, help="fail if a layer's mean per-neuron rate error exceeds this"),
+    min_class_agreement: float = typer.Option(0.9, help="fail if fewer output classes agree with the float IR"),
+    max_accuracy_drop: float = typer.Option(0.05, help="fail if fixed accuracy is lower by more (needs --labels)"),
+    fail_on_overflow: bool = typer.Option(False, help="fail on any saturation or wrap event"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Compare the fixed-point deployment with the float reference, layer by layer; exit 1 if a check fails."""
+    from snnhw.arrays import load_array
+    from snnhw.frontends import load_model_and_module
+    from snnhw.targets import load as load_target
+    from snnhw.verify import Thresholds, verify as run_verify
+
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    if not names:
+        raise SnnhwError("--targets is empty; name at least one target, e.g. --targets emu")
+    tgts = [load_target(t) for t in names]
+    with out.status(f"importing {model}"):
+        float_g, net = load_model_and_module(model, arch=arch, input_shape=_parse_shape(input_shape),
+                                             trust_pickle=trust_pickle, dt=dt)
+    x = load_array(input)
+    opts, _ = _compile_options(float_g, tgts[0], x, input_kind, input_bits, weight_bits, "--input")
+    y = None
+    if labels is not None:
+        y = load_array(labels).reshape(-1)
+        if y.shape[0] != x.shape[1]:
+            raise SnnhwError(f"--labels has {y.shape[0]} entries for {x.shape[1]} samples")
+    reference, note = None, None
+    if net is not None:
+        from snnhw.frontends.snntorch_reference import reference_run
+        try:
+            reference = reference_run(net, float_g.meta.get("forward", "per_step"), x)[0]
+        except SnnhwError as exc:
+            note = f"snntorch model not run: {exc}"
+    th = Thresholds(max_rate_error, min_class_agreement, max_accuracy_drop, fail_on_overflow)
+    with out.status("running float IR, fixed point and targets"):
+        report = run_verify(float_g, x, names, opts, th, y, reference)
+    if note:
+        report["note"] = note
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_verify(report)
+    raise typer.Exit(0 if report["passed"] else 1)
+
+
+def _print_verify(r: dict):
+    if "snntorch" in r:
+        s = r["snntorch"]
+        match = ", ".join(f"{k} {v['spike_match']:.4f}" for k, v in s["layers"].items())
+        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {match}")
+    if r.get("note"):
+        out.print(f"note: {r['note']}")
+    for tname, e in r["targets"].items():
+        t = Table(title=f"{tname}: fixed point vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
+                        f"latency {e['latency']})")
+        for col in ("layer", "neurons", "spike match", "spikes float", "spikes fixed", "rate err mean/max",
+                    "first divergence: step, sample, neuron (spike, membrane float -> fixed)"):
+            t.add_column(col)
+        for name, L in e["layers"].items():
+            d = L["first_divergence"]
+            div = "none" if d is None else (
+                f"{d['step']}, {d['sample']}, {d['neuron']} (spike {d['spike_reference']} -> {d['spike']}, "
+                f"v {d.get('membrane_reference', float('nan')):.4g} -> {d.get('membrane', float('nan')):.4g})")
+            t.add_row(name, str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
+                      f"{L['rate_error_mean']:.4f} / {L['rate_error_max']:.4f}", div)
+        out.print(t)
+        acc = ""
+        if e["accuracy"] is not None:
+            acc = f"; accuracy float IR {r['float_ir']['accuracy']:.4f}, fixed {e['accuracy']:.4f}"
+            if r.get("snntorch", {}).get("accuracy") is not None:
+                acc += f", snntorch {r['snntorch']['accuracy']:.4f}"
+        ov = sum(sum(d.values()) for d in e["overflow"].values())
+        out.print(f"{tname}: class agreement {e['class_agreement']:.4f}{acc}; overflow events {ov}")
+    for c in r["checks"]:
+        mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
+        out.print(f"{mark} {c['target']}: {c['check']} ({c['detail']})")
+    out.print("[bold green]verified[/]" if r["passed"] else "[bold red]verification failed[/]")
 
 
 @app.command()

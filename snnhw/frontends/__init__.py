@@ -12,6 +12,12 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 def load_model(path, arch: str | None = None, input_shape: tuple | None = None, trust_pickle: bool = False,
                dt: float | None = None) -> Graph:
     """The float IR of a model file: an snntorch ``.pt`` (state_dict or whole module) or a NIR file."""
+    return load_model_and_module(path, arch, input_shape, trust_pickle, dt)[0]
+
+
+def load_model_and_module(path, arch: str | None = None, input_shape: tuple | None = None,
+                          trust_pickle: bool = False, dt: float | None = None):
+    """The float IR and, for snntorch files, the torch module itself (None for NIR files)."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -22,7 +28,7 @@ def load_model(path, arch: str | None = None, input_shape: tuple | None = None, 
         raise InvalidFileError(f"{path} is empty")
     if head == HDF5_MAGIC:
         from snnhw.frontends.nir_import import load_nir
-        return load_nir(path, dt=dt, input_shape=input_shape)
+        return load_nir(path, dt=dt, input_shape=input_shape), None
     from snnhw.frontends import snntorch_trace, torch_load
     net = torch_load.load_module(path, arch, trust_pickle)
     shape = input_shape or torch_load.first_layer_shape(net)
@@ -32,4 +38,4 @@ def load_model(path, arch: str | None = None, input_shape: tuple | None = None, 
     g = snntorch_trace.to_ir(net, tuple(shape), name=path.name)
     if dt is not None:
         g.dt = float(dt)
-    return g
+    return g, net

@@ -133,15 +133,16 @@ class _Tracer(TorchFunctionMode):
 def _trace(model: nn.Module, x: torch.Tensor) -> list:
     tracer = _Tracer(model)
     tracer.prov[id(x)] = (INPUT, x)
+    looped = False
     try:
         with torch.no_grad(), tracer:
             try:
                 model(x)
             except _NextStep:
-                pass
+                looped = True
     finally:
         tracer.close()
-    return tracer.calls, tracer.time_indexed
+    return tracer.calls, tracer.time_indexed, looped
 
 
 def _reset_state(model: nn.Module):
@@ -150,8 +151,13 @@ def _reset_state(model: nn.Module):
             m.reset_mem() if hasattr(m, "reset_mem") else None
 
 
-def trace(model: nn.Module, input_shape: tuple) -> list:
-    """Record the layer calls of one timestep for per-sample ``input_shape``.
+FORWARD_STYLES = ("per_step", "loop_same_input", "loop_time_indexed")
+
+
+def trace(model: nn.Module, input_shape: tuple) -> tuple[list, str]:
+    """Record the layer calls of one timestep for per-sample ``input_shape``; also say how forward
+    uses time (one of FORWARD_STYLES): called once per step, looping over steps with the same
+    input, or looping and reading ``x[step]``.
 
     The input is tried as ``[B, *shape]`` (forward called per step, or forward repeating x every
     step) and, if forward indexes time itself (``x[step]``), as ``[T, B, *shape]``.
@@ -162,7 +168,7 @@ def trace(model: nn.Module, input_shape: tuple) -> list:
         x = torch.zeros(*lead, *input_shape)
         _reset_state(model)
         try:
-            calls, time_indexed = _trace(model, x)
+            calls, time_indexed, looped = _trace(model, x)
         except SnnhwError:
             raise
         except Exception as exc:  # the user's forward failed on this input layout; try the other one
@@ -171,7 +177,8 @@ def trace(model: nn.Module, input_shape: tuple) -> list:
         if time_indexed != (len(lead) == 2):
             continue  # forward slices time out of its input: retry with a time axis
         _reset_state(model)
-        return calls
+        style = "loop_time_indexed" if time_indexed else ("loop_same_input" if looped else "per_step")
+        return calls, style
     raise SnnhwError(f"running the model's forward on an input of shape [B, {', '.join(map(str, input_shape))}] "
                      f"failed ({errors[-1] if errors else 'no layer was called'}); check --input-shape")
 
@@ -244,7 +251,7 @@ def _neuron(name, m, in_name, shape) -> LIF:
 
 def to_ir(model: nn.Module, input_shape: tuple, name: str = "model") -> Graph:
     """The float IR of ``model`` for per-sample ``input_shape``."""
-    calls = trace(model, input_shape)
+    calls, style = trace(model, input_shape)
     if not calls:
         raise SnnhwError("the model's forward called no layer")
     nodes = [Input(INPUT, tuple(int(d) for d in input_shape))]
@@ -270,7 +277,7 @@ def to_ir(model: nn.Module, input_shape: tuple, name: str = "model") -> Graph:
         shapes[lname] = tuple(nodes[-1].shape)
         if shapes[lname] != tuple(out_shape[1:]):
             raise SnnhwError(f"layer {lname}: traced output shape {out_shape[1:]} differs from {shapes[lname]}")
-    g = Graph(nodes, kind="float", meta={"source": name, "frontend": "snntorch"})
+    g = Graph(nodes, kind="float", meta={"source": name, "frontend": "snntorch", "forward": style})
     if not g.neurons:
         raise UnsupportedError("the model has no snntorch neuron layer")
     if not isinstance(g.nodes[-1], LIF):
