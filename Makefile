@@ -4,9 +4,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snnhw-installed
 
-.PHONY: install demo test clean
+.PHONY: install system-deps demo test clean
 
-install: $(STAMP)
+# Debian packages: RTL tools for the fpga target, Chromium to test the HTML report as a person sees it.
+DEBIAN_PACKAGES := iverilog verilator yosys chromium
+DEBIAN_TOOLS := iverilog verilator yosys chromium
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

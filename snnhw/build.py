@@ -22,6 +22,7 @@ from snnhw.ir import Graph, load
 MANIFEST = "manifest.json"
 FIXED_IR = "model.onnx"
 FLOAT_IR = "float.onnx"
+MAPPING = "mapping.json"
 
 
 def write_json(path: Path, data) -> None:
@@ -47,6 +48,9 @@ def atomic_dir(dest: Path):
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a build is an ordinary directory
     except OSError as exc:
         raise SnnhwError(f"cannot create the build directory next to {dest}: {exc.strerror}") from None
     try:

@@ -65,6 +65,7 @@ def compile(
     """Compile MODEL for a target into a build directory."""
     from snnhw import build as b
     from snnhw.arrays import load_array
+    from snnhw.compiler.mapping import map_graph
     from snnhw.compiler.pipeline import PASSES, compile_graph
     from snnhw.compiler.quant_report import quantization_report
     from snnhw.frontends import load_model
@@ -80,14 +81,22 @@ def compile(
         out.print(f"passes: {' -> '.join(p.name for p in PASSES)}")
     fixed = compile_graph(float_g, tgt, opts,
                           on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
+    mapping = map_graph(fixed, tgt)
     with b.atomic_dir(output) as tmp:
         save(float_g, tmp / b.FLOAT_IR)
         save(fixed, tmp / b.FIXED_IR)
         b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed))
         backend = backend_of(tgt)
         files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
+        if mapping is not None:
+            b.write_json(tmp / b.MAPPING, mapping)
+            files.append(b.MAPPING)
         b.write_manifest(tmp, fixed, files, {"input_kind": kind})
     _print_layers(fixed)
+    if mapping is not None:
+        m = mapping["summary"]
+        out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
+                  f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
     for note in getattr(backend, "notes", lambda g: [])(fixed):
         out.print(f"note: {note}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
@@ -280,6 +289,43 @@ def _print_verify(r: dict):
         mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
         out.print(f"{mark} {c['target']}: {c['check']} ({c['detail']})")
     out.print("[bold green]verified[/]" if r["passed"] else "[bold red]verification failed[/]")
+
+
+@app.command()
+def report(
+    build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
+    input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
+    output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html"),
+):
+    """Spike counts, synaptic operations, energy and plots of a build on an input."""
+    from snnhw.arrays import load_array
+    from snnhw.build import load_build
+    from snnhw.report import build_report, write_report
+    from snnhw.targets.emu.emulator import quantize_input
+
+    g, _ = load_build(build)
+    x = load_array(input)
+    quantize_input(g, x)
+    with out.status("simulating and plotting"):
+        rep, ctx = build_report(build, x, str(input))
+        write_report(rep, ctx, output)
+    c = rep["counts"]
+    t = Table(title=f"report: {rep['target']}, {c['timesteps']} steps x {c['batch']} samples")
+    for col in ("layer", "spikes", "rate", "synaptic ops", "updates active/inactive", "energy µJ"):
+        t.add_column(col)
+    by_layer = c.get("energy", {}).get("by_layer_uj", {})
+    for name, L in c["layers"].items():
+        t.add_row(name, str(L["spikes"]), f"{L['rate_per_step']:.4f}", str(L["synaptic_ops"]),
+                  f"{L['neuron_updates_active']}/{L['neuron_updates_inactive']}",
+                  f"{by_layer[name]:.4g}" if name in by_layer else "-")
+    out.print(t)
+    if "energy" in c:
+        out.print(f"energy: {c['energy']['per_sample_uj']:.4g} µJ per sample ({rep['target']} constants; "
+                  f"source: {c['energy']['source'].split(',')[0]})")
+    a = c["ann_reference"]
+    out.print(f"non-spiking reference: {a['macs_per_sample']} MACs = {a['ann_energy_per_sample_uj']:.4g} µJ per sample "
+              "(45 nm FP32, Horowitz 2014)")
+    out.print(f"wrote {output}/report.json and {output}/report.html")
 
 
 @app.command()

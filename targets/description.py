@@ -61,12 +61,31 @@ class Features:
 
 
 @dataclass(frozen=True)
+class Chip:
+    """Core resources, for the mapping pass. A target without a ``[chip]`` table is not mapped.
+
+    synaptic_memory_bits_per_core: synaptic memory per core, in bits; a synapse costs
+    ``weight_bits`` (the target's own weight encoding).
+    max_fan_in_per_core: distinct input axons a core accepts (0: no limit).
+    mesh: cores per chip as (x, y) on the chip's 2-D mesh; spike hops are Manhattan distances.
+    """
+
+    cores_per_chip: int
+    neurons_per_core: int
+    synaptic_memory_bits_per_core: int
+    max_fan_in_per_core: int
+    mesh: tuple
+
+
+@dataclass(frozen=True)
 class TargetDescription:
     name: str
     summary: str
     backend: str
     numerics: Numerics
     features: Features
+    chip: Chip | None = None
+    energy: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
@@ -92,8 +111,18 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             per_neuron_decay=bool(f["per_neuron_decay"]), per_neuron_threshold=bool(f["per_neuron_threshold"]),
             current_bias=bool(f["current_bias"]), recurrent=bool(f["recurrent"]),
             conv=bool(f["conv"]), pooling=bool(f["pooling"]))
+        chip = None
+        if "chip" in data:
+            c = data["chip"]
+            chip = Chip(int(c["cores_per_chip"]), int(c["neurons_per_core"]),
+                        int(c["synaptic_memory_bits_per_core"]), int(c["max_fan_in_per_core"]),
+                        tuple(int(v) for v in c["mesh"]))
+            if chip.mesh[0] * chip.mesh[1] != chip.cores_per_chip or min(chip.cores_per_chip,
+                                                                         chip.neurons_per_core) < 1:
+                raise ValueError("chip.mesh must multiply to cores_per_chip")
+        energy = {k: float(v) for k, v in data.get("energy", {}).items()}
         return TargetDescription(str(t["name"]), str(t["summary"]), str(t["backend"]), numerics, features,
-                                 dict(data.get("sources", {})), data)
+                                 chip, energy, dict(data.get("sources", {})), data)
     except (KeyError, TypeError, ValueError) as exc:
         raise SnnhwError(f"{where}: missing or malformed field {exc}") from None
 

@@ -1,0 +1,180 @@
+"""Energy estimate from the mapped configuration and the simulated spikes.
+
+Counts (from an emulator run of the build's fixed IR):
+
+* synaptic operations: for every spike of neuron j, the number of nonzero weights it drives
+  (its column in the next synapse, plus its recurrent row);
+* neuron updates: every neuron, every step; *active* when it received nonzero synaptic input,
+  spiked, or held a nonzero state, else *inactive* (Davies et al. 2018 distinguish the two);
+* spike messages: one per (spike, destination core) pair, from the mapping; each travels the
+  Manhattan distance between the two cores on the chip mesh (x hops east-west, y hops
+  north-south); messages between chips are counted apart (no published per-message energy).
+
+Energy = counts x the target's constants (``[energy]`` in its target.toml, each with its source).
+For comparison, the same network as a non-spiking ANN evaluated once per sample: one
+multiply-accumulate per synapse, and the SNN's synaptic operations as accumulates, at 45 nm
+(Horowitz, ISSCC 2014). Every figure says what it counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snnhw.compiler.mapping import core_of, fan_in
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+
+# 45 nm, 0.9 V, 32-bit float (Horowitz, "Computing's energy problem", ISSCC 2014, Fig. 1.1.9):
+# FP32 multiply 3.7 pJ + add 0.9 pJ = one MAC; an accumulate is one add.
+ANN_REFERENCE = {
+    "mac_pj": 4.6,
+    "ac_pj": 0.9,
+    "source": "Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014: 45 nm, "
+              "FP32 mult 3.7 pJ, FP32 add 0.9 pJ; memory access energy not included",
+}
+
+
+def _downstream(g: Graph, name: str):
+    """The synapse reading ``name`` (through pooling/flatten) and the population it feeds."""
+    for n in g.nodes:
+        if getattr(n, "input", None) == name:
+            if isinstance(n, (Pool2d, Flatten)):
+                return _downstream(g, n.name)
+            if isinstance(n, (Dense, Conv2d)):
+                pop = next(p for p in g.neurons if _reaches(g, n.name, p))
+                return n, pop
+    return None, None
+
+
+def _reaches(g: Graph, src: str, pop: LIF) -> bool:
+    n = g.node(pop.input)
+    while True:
+        if n.name == src:
+            return True
+        if not isinstance(n, (Pool2d, Flatten)):
+            return False
+        n = g.node(n.input)
+
+
+def _fanout_matrix(g: Graph, pop: LIF) -> np.ndarray | None:
+    """Dense ``(post, pre)`` 0/1 matrix of nonzero synapses from ``pop`` to the next population
+    (pooling, flatten and conv expanded by probing unit spikes), or None if ``pop`` is the output."""
+    syn, post = _downstream(g, pop.name)
+    if syn is None:
+        return None
+    from snnhw.targets.emu.emulator import _conv, _pool
+    chain = []  # the linear ops between pop and post, probed with one unit spike per neuron of pop
+    n = g.node(post.input)
+    while n.name != pop.name:
+        chain.append(n)
+        n = g.node(n.input)
+    eye = np.eye(pop.size, dtype=np.float64).reshape(1, pop.size, *pop.shape)
+    vals = eye
+    for n in reversed(chain):
+        if isinstance(n, Dense):
+            vals = (vals.reshape(1, pop.size, -1) @ (n.weight != 0).T.astype(np.float64))
+        elif isinstance(n, Conv2d):
+            k = Conv2d(n.name, n.input, (n.weight != 0).astype(np.float64), n.in_shape, None, n.stride, n.padding,
+                       n.dilation, n.groups)
+            vals = _conv(k, vals, False, 1.0)[0]
+        elif isinstance(n, Pool2d):
+            vals = _pool(n, vals)
+        else:
+            vals = vals.reshape(1, pop.size, -1)
+    return (vals.reshape(pop.size, -1) != 0).T
+
+
+def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict) -> dict:
+    """Counts and energy for one run ``res`` (RunResult with record_state) of fixed IR ``g``."""
+    layers, cores = {}, {}
+    T = B = None
+    totals = {"synaptic_ops": 0, "neuron_updates_active": 0, "neuron_updates_inactive": 0, "spikes": 0,
+              "messages": 0, "hops_east_west": 0, "hops_north_south": 0, "messages_between_chips": 0}
+    ann_macs = 0
+    for pop in g.neurons:
+        s = res.spikes[pop.name]
+        T, B = s.shape[:2]
+        flat = s.reshape(T, B, -1)
+        per_neuron = flat.sum(axis=(0, 1)).astype(np.int64)
+        active = int(np.count_nonzero((res.voltage[pop.name].reshape(T, B, -1) != 0) |
+                                      (res.current[pop.name].reshape(T, B, -1) != 0) | (flat != 0)))
+        updates = T * B * pop.size
+        fo = _fanout_matrix(g, pop)
+        out_deg = fo.sum(axis=0).astype(np.int64) if fo is not None else np.zeros(pop.size, np.int64)
+        if pop.rec_weight is not None:
+            out_deg = out_deg + (pop.rec_weight != 0).sum(axis=0).astype(np.int64)
+        synops = int(per_neuron @ out_deg)
+        ann_macs += fan_in(g, pop) * pop.size
+        L = {"neurons": pop.size, "spikes": int(per_neuron.sum()),
+             "rate_per_step": float(per_neuron.sum() / (T * B * pop.size)),
+             "synaptic_ops": synops, "neuron_updates_active": active, "neuron_updates_inactive": updates - active}
+        if mapping is not None and fo is not None:
+            L.update(_messages(mapping, pop, fo, per_neuron, g, cores))
+        layers[pop.name] = L
+        for k in totals:
+            totals[k] += L.get(k, 0)
+    out = {"timesteps": T, "batch": B, "counts": totals, "layers": layers,
+           "per_sample": {k: v / B for k, v in totals.items()}}
+    if energy:
+        out["energy"] = _energy(layers, totals, energy, sources, B, mapping, cores)
+    out["ann_reference"] = {
+        "macs_per_sample": ann_macs,
+        "ann_energy_per_sample_uj": ann_macs * ANN_REFERENCE["mac_pj"] * 1e-6,
+        "snn_synops_as_accumulates_per_sample_uj": totals["synaptic_ops"] / B * ANN_REFERENCE["ac_pj"] * 1e-6,
+        "what": "the same weights as a non-spiking network evaluated once per sample (one MAC per synapse), and "
+                "this run's synaptic operations as accumulates, at 45 nm",
+        "source": ANN_REFERENCE["source"],
+    }
+    return out
+
+
+def _messages(mapping, pop, fo, per_neuron, g, cores) -> dict:
+    """Spike messages from ``pop``'s cores to the cores of the next population, with hop counts."""
+    _, post = _downstream(g, pop.name)
+    src_core = core_of(mapping, pop.name, pop.size)
+    dst_core = core_of(mapping, post.name, post.size)
+    info = mapping["cores"]
+    dst_ids = sorted(set(dst_core.tolist()))
+    # reaches[j, d]: neuron j has a synapse onto a neuron of core d
+    reaches = np.stack([fo[dst_core == d].any(axis=0) for d in dst_ids], axis=1)
+    msgs = ew = ns = chips = 0
+    for j in np.nonzero(per_neuron)[0]:
+        cs = info[int(src_core[j])]
+        for di in np.nonzero(reaches[j])[0]:
+            cd = info[dst_ids[di]]
+            n = int(per_neuron[j])
+            msgs += n
+            cores[cs["id"]] = cores.get(cs["id"], 0) + n
+            if cs["chip"] != cd["chip"]:
+                chips += n
+            else:
+                ew += n * abs(cs["xy"][0] - cd["xy"][0])
+                ns += n * abs(cs["xy"][1] - cd["xy"][1])
+    return {"messages": msgs, "hops_east_west": ew, "hops_north_south": ns, "messages_between_chips": chips}
+
+
+def _energy(layers, totals, e, sources, B, mapping, cores_msgs) -> dict:
+    pj = lambda c: {  # noqa: E731
+        "synaptic_ops": c["synaptic_ops"] * e.get("synaptic_op_pj", 0.0),
+        "neuron_updates": c["neuron_updates_active"] * e.get("neuron_update_active_pj", 0.0)
+        + c["neuron_updates_inactive"] * e.get("neuron_update_inactive_pj", 0.0),
+        "spike_messages": c.get("messages", 0) * e.get("spike_within_tile_pj", 0.0)
+        + c.get("hops_east_west", 0) * e.get("hop_east_west_pj", 0.0)
+        + c.get("hops_north_south", 0) * e.get("hop_north_south_pj", 0.0),
+    }
+    by_layer = {name: pj(c) for name, c in layers.items()}
+    total = pj(totals)
+    by_core = {}
+    if mapping is not None:
+        for core in mapping["cores"]:
+            L = layers[core["layer"]]
+            frac = (core["neurons"][1] - core["neurons"][0]) / L["neurons"]
+            by_core[core["id"]] = (sum(by_layer[core["layer"]].values()) - by_layer[core["layer"]]["spike_messages"]) \
+                * frac + cores_msgs.get(core["id"], 0) * e.get("spike_within_tile_pj", 0.0)
+    return {
+        "constants_pj": e, "source": sources.get("energy", ""),
+        "total_uj": sum(total.values()) * 1e-6, "per_sample_uj": sum(total.values()) * 1e-6 / B,
+        "breakdown_uj": {k: v * 1e-6 for k, v in total.items()},
+        "by_layer_uj": {k: sum(v.values()) * 1e-6 for k, v in by_layer.items()},
+        "by_core_uj": {str(k): v * 1e-6 for k, v in sorted(by_core.items())},
+        "what": "synaptic ops x synaptic_op_pj + active/inactive neuron updates x their pJ + spike messages x "
+                "(within-tile pJ) + hops x hop pJ; chip-to-chip messages are counted, not costed",
+    }
