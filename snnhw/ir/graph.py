@@ -165,6 +165,22 @@ def _check_synapse(n, where, fixed):
 
 
 def _check_lif(n: LIF, in_shape, where, fixed):
+    if fixed:
+        f = n.format
+        if f is None:
+            _fail(f"{where}: fixed IR population without a format")
+        if not (1 <= f.decay_bits <= 16) or f.decay_rounding not in ROUNDING_RULES:
+            _fail(f"{where}: decay_bits {f.decay_bits} / rounding {f.decay_rounding!r} invalid")
+        if not (0 <= f.input_shift <= 16):
+            _fail(f"{where}: input_shift {f.input_shift} outside 0..16")
+        _check_format(f.current, f"{where} current")
+        _check_format(f.voltage, f"{where} voltage")
+        if max(f.current.bits, f.voltage.bits) + f.decay_bits > EXACT_BITS:
+            _fail(f"{where}: register bits + decay_bits must not exceed {EXACT_BITS} (exact arithmetic)")
+        if not (np.isfinite(f.state_scale) and f.state_scale > 0):
+            _fail(f"{where}: state_scale must be positive")
+    elif n.format is not None:
+        _fail(f"{where}: float IR population with a fixed-point format")
     if tuple(n.shape) != in_shape:
         _fail(f"{where}: shape {n.shape} does not match its input {in_shape}")
     if n.reset_mode not in RESET_MODES:
@@ -192,21 +208,6 @@ def _check_lif(n: LIF, in_shape, where, fixed):
     elif n.rec_bias is not None:
         _fail(f"{where}: rec_bias without rec_weight")
     if fixed:
-        f = n.format
-        if f is None:
-            _fail(f"{where}: fixed IR population without a format")
-        if not (1 <= f.decay_bits <= 16) or f.decay_rounding not in ROUNDING_RULES:
-            _fail(f"{where}: decay_bits {f.decay_bits} / rounding {f.decay_rounding!r} invalid")
-        if not (0 <= f.input_shift <= 16):
-            _fail(f"{where}: input_shift {f.input_shift} outside 0..16")
-        _check_format(f.current, f"{where} current")
-        _check_format(f.voltage, f"{where} voltage")
-        if max(f.current.bits, f.voltage.bits) + f.decay_bits > EXACT_BITS:
-            _fail(f"{where}: register bits + decay_bits must not exceed {EXACT_BITS} (exact arithmetic)")
-        if not (np.isfinite(f.state_scale) and f.state_scale > 0):
-            _fail(f"{where}: state_scale must be positive")
-        vmax = (1 << (f.voltage.bits - 1)) - 1
+        vmax = (1 << (n.format.voltage.bits - 1)) - 1
         if np.any(n.threshold > vmax) or np.any(np.abs(n.bias) > vmax):
-            _fail(f"{where}: threshold or bias does not fit the {f.voltage.bits}-bit voltage")
-    elif n.format is not None:
-        _fail(f"{where}: float IR population with a fixed-point format")
+            _fail(f"{where}: threshold or bias does not fit the {n.format.voltage.bits}-bit voltage")

@@ -168,6 +168,17 @@ def _fmt(attrs, node, prefix, required):
 
 
 def from_onnx(model: onnx.ModelProto) -> Graph:
+    """The Graph stored in ``model``, validated; any defect raises InvalidFileError."""
+    try:
+        return _from_onnx(model)
+    except InvalidFileError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeDecodeError, AttributeError) as exc:
+        # a tampered file can break attribute decoding or shape arithmetic in many ways
+        raise InvalidFileError(f"invalid IR: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _from_onnx(model: onnx.ModelProto) -> Graph:
     meta = {p.key: p.value for p in model.metadata_props}
     version = meta.get("snnhw_format_version")
     if version is None:
@@ -231,12 +242,7 @@ def from_onnx(model: onnx.ModelProto) -> Graph:
         raise InvalidFileError(f"invalid IR: {str(exc).splitlines()[0]}") from None
     user_meta = {k[5:]: v for k, v in meta.items() if k.startswith("meta.")}
     g = Graph(nodes, kind=kind, dt=dt, target=meta.get("target") or None, meta=user_meta)
-    try:
-        return g.validate()
-    except InvalidFileError:
-        raise
-    except Exception as exc:  # a tampered file can break shape arithmetic in many ways
-        raise InvalidFileError(f"invalid IR: {type(exc).__name__}: {exc}") from None
+    return g.validate()
 
 
 def load(path) -> Graph:
