@@ -21,15 +21,16 @@ def small_input(digits_model, tmp_path_factory):
 
 def test_verify_passes_and_reports_every_layer(digits_model, small_input):
     rc, so, se = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "--input",
-                         small_input / "x4.npy", "--labels", small_input / "y4.npy", "--targets", "emu,loihi", "--json")
+                         small_input / "x4.npy", "--labels", small_input / "y4.npy", "--targets", "emu,loihi,fpga", "--json")
     assert rc == 0, se
     r = json.loads(so)
     assert r["passed"] and r["layers"] == ["lif1", "lif2"]
     # the snntorch model itself and the float IR agree spike for spike
     assert all(L["spike_match"] == 1.0 for L in r["snntorch"]["layers"].values())
-    emu, loihi = r["targets"]["emu"], r["targets"]["loihi"]
-    assert emu["latency"] == 0 and loihi["latency"] == 2
-    assert loihi["backend"]["bit_exact"] is True
+    emu, loihi, fpga = r["targets"]["emu"], r["targets"]["loihi"], r["targets"]["fpga"]
+    assert emu["latency"] == 0 and loihi["latency"] == 2 and fpga["latency"] == 0
+    # the three backends agree bit for bit on every layer
+    assert loihi["backend"]["bit_exact"] is True and fpga["backend"]["bit_exact"] is True
     for e in (emu, loihi):
         assert set(e["layers"]) == {"lif1", "lif2"}
         assert 0.8 <= e["layers"]["lif2"]["spike_match"] <= 1.0

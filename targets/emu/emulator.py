@@ -85,6 +85,7 @@ def _int_matmul(x: np.ndarray, wt: np.ndarray, bound: float) -> np.ndarray:
 
 
 _INT8_GEMM = None
+INT8_GEMM_MIN_INPUT = 4096  # below this many input values the call overhead beats float BLAS
 
 
 def _int8_gemm():
@@ -131,21 +132,11 @@ class _Linear:
         if not self.fixed:
             return x.astype(np.float32, copy=False) @ self.wt
         b = self.bound(x_bound)
-        if self.wt8 is not None and x_bound <= 127 and b < 2**31 - 1:
+        if self.wt8 is not None and x_bound <= 127 and b < 2**31 - 1 and x.size >= INT8_GEMM_MIN_INPUT:
             lead = x.shape[:-1]
             x8 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.int8)
             return _INT8_GEMM(x8, self.wt8).reshape(*lead, -1)
         return _int_matmul(x, self.wt32 if b < EXACT_F32 and hasattr(self, "wt32") else self.wt, b)
-
-
-def _shift(y: np.ndarray, delay: int) -> np.ndarray:
-    """Delay ``[T, ...]`` by ``delay`` steps (zeros enter first)."""
-    if delay == 0:
-        return y
-    out = np.zeros_like(y)
-    if delay < y.shape[0]:
-        out[delay:] = y[: y.shape[0] - delay]
-    return out
 
 
 def _windows(x: np.ndarray, kh, kw, sh, sw, dh=1, dw=1) -> np.ndarray:
@@ -270,10 +261,12 @@ class _Population:
             v[s] = 0
 
     def flush_counts(self):
+        """Move the overflow counts so far into ``res`` (and restart counting)."""
         f = self.n.format
         if self.fixed:
             self.res.count(self.n.name, f"current_{f.current.overflow}", self.counts["current"])
             self.res.count(self.n.name, f"voltage_{f.voltage.overflow}", self.counts["voltage"])
+        self.counts = {"current": 0, "voltage": 0}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -318,9 +311,30 @@ class Emulator:
 
     def run(self, x: np.ndarray, record_state: bool = False) -> RunResult:
         """Run on input ``x`` ``[T, B, *input_shape]``; see :class:`RunResult`."""
-        g, fixed = self.g, self.fixed
+        x = np.asarray(x)
+        return Session(self, x.shape[1] if x.ndim > 1 else 1).feed(x, record_state)
+
+    def session(self, batch: int) -> "Session":
+        """A run fed in time chunks (for long runs in constant memory)."""
+        return Session(self, batch)
+
+
+class Session:
+    """A run that continues across calls: each :meth:`feed` takes the next timesteps ``[Tc, B, ...]``;
+    neuron states, synapse delay lines and recurrent spike history persist between calls, so feeding
+    an input in chunks gives exactly the result of feeding it whole (and memory stays bounded)."""
+
+    def __init__(self, emu: Emulator, batch: int):
+        self.emu, self.batch = emu, batch
+        self.tails: dict = {}  # synapse -> its undelayed output of the last `delay` steps
+        self.pops: dict = {}   # population -> _PopulationRunner
+
+    def feed(self, x: np.ndarray, record_state: bool = False) -> RunResult:
+        g, fixed = self.emu.g, self.emu.fixed
         res = RunResult()
         x = quantize_input(g, x, res)
+        if x.shape[1] != self.batch:
+            raise SnnhwError(f"this run has batch {self.batch}; the input chunk has {x.shape[1]}")
         vals = {g.input.name: x}
         # bound[name] >= max |value| of a node's output: picks exact BLAS precision, skips range checks
         bound = {g.input.name: float((1 << (g.input.bits - 1)) - 1 if g.input.bits > 1 else 1) if fixed else 0.0}
@@ -329,11 +343,11 @@ class Emulator:
             src, b_in = vals[n.input], bound[n.input]
             if isinstance(n, (Dense, Conv2d)):
                 if isinstance(n, Dense):
-                    lin = self.linear[n.name]
+                    lin = self.emu.linear[n.name]
                     y, b = lin(src.reshape(T, B, -1), b_in), lin.bound(b_in)
                 else:
                     y, b = _conv(n, src, fixed, b_in)
-                y = _shift(y, n.delay)
+                y = self._delay(n, y)
                 if n.bias is not None:
                     bias = n.bias if isinstance(n, Dense) else n.bias.reshape(-1, 1, 1)
                     b += float(np.abs(n.bias).max())
@@ -348,9 +362,23 @@ class Emulator:
             elif isinstance(n, Flatten):
                 vals[n.name], bound[n.name] = src.reshape(T, B, -1), b_in
             elif isinstance(n, LIF):
-                vals[n.name] = _run_population(n, src, b_in, fixed, res, record_state)
+                if n.name not in self.pops:
+                    self.pops[n.name] = _PopulationRunner(n, fixed, B, b_in)
+                vals[n.name] = self.pops[n.name].feed(src, res, record_state)
                 bound[n.name] = 1.0
         return res
+
+    def _delay(self, n, y: np.ndarray) -> np.ndarray:
+        """``y`` delayed by ``n.delay`` steps, continuing the previous chunk's tail."""
+        d = n.delay
+        if d == 0:
+            return y
+        tail = self.tails.get(n.name)
+        if tail is None:
+            tail = np.zeros((d, *y.shape[1:]), y.dtype)
+        full = np.concatenate([tail.astype(np.result_type(tail, y), copy=False), y])
+        self.tails[n.name] = full[full.shape[0] - d:].copy()
+        return full[: y.shape[0]]
 
 
 def _exact_limit(dtype) -> float:
@@ -373,67 +401,78 @@ def _acc(n, y, b, res):
     return y, min(b, float(half))
 
 
-PARALLEL_MIN_WORK = 1 << 20  # batch-parallel neuron updates only pay off on large populations x batches
+PARALLEL_MIN_WORK = 1 << 14  # neurons x samples per step from which batch-parallel updates pay off
 
 
 def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _run_population(n: LIF, a_in: np.ndarray, a_bound: float, fixed: bool, res: RunResult,
-                    record: bool) -> np.ndarray:
-    """All timesteps of one population. Samples are independent, so large batches are split into
-    chunks that run in parallel threads (numpy releases the GIL); results do not depend on it."""
-    T, B = a_in.shape[:2]
-    a_in = a_in.reshape(T, B, -1)
-    spikes = np.zeros((T, B, n.size), np.int8)
-    state_dtype = np.int64 if fixed else np.float32
-    us = np.zeros((T, B, n.size), state_dtype) if record else None
-    vs = np.zeros((T, B, n.size), state_dtype) if record else None
-    chunks = min(_threads(), B) if T * B * n.size >= PARALLEL_MIN_WORK else 1
-    edges = np.linspace(0, B, chunks + 1).astype(int)
-    parts = [slice(edges[i], edges[i + 1]) for i in range(chunks)]
-    counts = [RunResult() for _ in parts]
-    work = [(a_in[:, sl], a_bound, fixed, counts[i], spikes[:, sl], us[:, sl] if record else None,
-             vs[:, sl] if record else None) for i, sl in enumerate(parts)]
-    if chunks == 1:
-        _population_loop(n, *work[0])
-    else:
-        with ThreadPoolExecutor(chunks) as pool:
-            list(pool.map(lambda w: _population_loop(n, *w), work))
-    for c in counts:
-        for node, d in c.overflow.items():
-            for key, v in d.items():
-                res.count(node, key, v)
-    shape = (T, B, *n.shape)
-    res.spikes[n.name] = spikes.reshape(shape)
-    if record:
-        res.current[n.name] = us.reshape(shape)
-        res.voltage[n.name] = vs.reshape(shape)
-    return res.spikes[n.name]
+class _PopulationRunner:
+    """One population over the whole batch, across chunks. Samples are independent, so large
+    batches are split into parts that run in parallel threads (numpy releases the GIL); results
+    do not depend on the split."""
 
-
-def _population_loop(n: LIF, a_in, a_bound, fixed, res, spikes, us, vs):
-    """The per-step loop for one batch chunk, writing into ``spikes`` (and ``us``/``vs``)."""
-    T, B = a_in.shape[:2]
-    rec = _Linear(n.rec_weight, fixed) if n.rec_weight is not None else None
-    r_bound = 0.0
-    if rec is not None:
-        r_bound = rec.bound(1.0) + (float(np.abs(n.rec_bias).max()) if n.rec_bias is not None else 0.0)
-        if fixed:
-            r_bound = min(r_bound, float(1 << (n.rec_acc.bits - 1)))
-    pop = _Population(n, fixed, B, res, a_bound + r_bound)
-    for t in range(T):
-        a = a_in[t]
-        if rec is not None:
-            r = rec(spikes[t - n.rec_delay], 1.0) if t >= n.rec_delay else np.zeros(a.shape, a.dtype)
-            if n.rec_bias is not None:
-                r = r + n.rec_bias
+    def __init__(self, n: LIF, fixed: bool, batch: int, a_bound: float):
+        self.n, self.fixed = n, fixed
+        self.rec = _Linear(n.rec_weight, fixed) if n.rec_weight is not None else None
+        r_bound = 0.0
+        if self.rec is not None:
+            r_bound = self.rec.bound(1.0) + (float(np.abs(n.rec_bias).max()) if n.rec_bias is not None else 0.0)
             if fixed:
-                r, c = apply_overflow(r, n.rec_acc)
-                res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
-            a = np.add(a, r, dtype=np.float64 if fixed else np.float32)
-        spikes[t] = pop.step(a)
-        if us is not None:
-            us[t], vs[t] = pop.u, pop.v
-    pop.flush_counts()
+                r_bound = min(r_bound, float(1 << (n.rec_acc.bits - 1)))
+        chunks = min(_threads(), batch) if batch * n.size >= PARALLEL_MIN_WORK else 1
+        edges = np.linspace(0, batch, chunks + 1).astype(int)
+        self.parts = [slice(edges[i], edges[i + 1]) for i in range(chunks)]
+        self.counts = [RunResult() for _ in self.parts]
+        self.pops = [_Population(n, fixed, sl.stop - sl.start, c, a_bound + r_bound)
+                     for sl, c in zip(self.parts, self.counts)]
+        d = n.rec_delay if self.rec is not None else 0
+        self.history = np.zeros((d, batch, n.size), np.int8)  # spikes of the last rec_delay steps
+
+    def feed(self, a_in: np.ndarray, res: RunResult, record: bool) -> np.ndarray:
+        n = self.n
+        T, B = a_in.shape[:2]
+        a_in = a_in.reshape(T, B, -1)
+        d = self.history.shape[0]
+        spikes = np.concatenate([self.history, np.zeros((T, B, n.size), np.int8)])  # steps -d .. T-1
+        state_dtype = np.int64 if self.fixed else np.float32
+        us = np.zeros((T, B, n.size), state_dtype) if record else None
+        vs = np.zeros((T, B, n.size), state_dtype) if record else None
+        work = [(pop, a_in[:, sl], spikes[:, sl], us[:, sl] if record else None, vs[:, sl] if record else None)
+                for pop, sl in zip(self.pops, self.parts)]
+        if len(work) == 1:
+            self._loop(*work[0])
+        else:
+            with ThreadPoolExecutor(len(work)) as pool:
+                list(pool.map(lambda w: self._loop(*w), work))
+        for pop, c in zip(self.pops, self.counts):
+            pop.flush_counts()
+            for node, dd in c.overflow.items():
+                for key, v in dd.items():
+                    res.count(node, key, v)
+            c.overflow.clear()
+        self.history = spikes[spikes.shape[0] - d:].copy()
+        shape = (T, B, *n.shape)
+        res.spikes[n.name] = spikes[d:].reshape(shape)
+        if record:
+            res.current[n.name] = us.reshape(shape)
+            res.voltage[n.name] = vs.reshape(shape)
+        return res.spikes[n.name]
+
+    def _loop(self, pop, a_in, spikes, us, vs):
+        """The per-step loop for one batch part; ``spikes`` starts with the recurrent history."""
+        n, d = self.n, self.history.shape[0]
+        for t in range(a_in.shape[0]):
+            a = a_in[t]
+            if self.rec is not None:
+                r = self.rec(spikes[t], 1.0)  # the spikes of step t - rec_delay
+                if n.rec_bias is not None:
+                    r = r + n.rec_bias
+                if self.fixed:
+                    r, c = apply_overflow(r, n.rec_acc)
+                    pop.res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
+                a = np.add(a, r, dtype=np.float64 if self.fixed else np.float32)
+            spikes[t + d] = pop.step(a)
+            if us is not None:
+                us[t], vs[t] = pop.u, pop.v

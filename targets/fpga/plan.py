@@ -1,0 +1,277 @@
+"""Lower a fixed IR into a hardware plan: spike lists, LIF cores, memory images and bit widths.
+
+A population (``LIF``) becomes one core that updates its neurons one after another; its synapse
+(a ``Dense``, or a ``Conv2d`` unrolled into the exact integer Dense it equals) becomes the core's
+weight memory. The network input and every population own a spike list: a ring of per-timestep
+event lists (neuron index, and the value for graded input) deep enough for the largest delay any
+reader applies. Everything the RTL needs is computed here; the templates only print it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snnhw.errors import UnsupportedError
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
+from snnhw.targets.description import TargetDescription
+from snnhw.targets.fpga import widths as wd
+
+
+@dataclass(frozen=True)
+class ParamField:
+    """One per-neuron field of a core's parameter memory word (``values`` in neuron order)."""
+
+    name: str
+    bits: int
+    signed: bool
+    values: tuple
+
+
+@dataclass
+class ListPlan:
+    """The event list of one source (the input or a population), ``slots`` timesteps deep.
+
+    index_bits: width of a neuron index; value_bits: width of a graded input value (0: binary
+    spikes, every event has value 1); count_bits: width of an event count 0..size.
+    prefix: signal-name prefix in the top module; writer: id of the core whose spikes fill it.
+    readers: (core id, port ``in``/``rec``, delay in timesteps) of everyone reading the list.
+    """
+
+    name: str
+    module: str
+    size: int
+    index_bits: int
+    value_bits: int
+    slots: int
+    slot_bits: int
+    count_bits: int
+    is_input: bool
+    prefix: str = ""
+    writer: int | None = None
+    readers: list = field(default_factory=list)
+
+
+@dataclass
+class CorePlan:
+    """One LIF population on one time-multiplexed datapath (docs/targets/fpga.md, "Core").
+
+    All widths are in bits. weights: ``(size, fan_in)`` integers, stored row-major (neuron j's row
+    at address ``j * fan_in``); sum_bits holds every exact synaptic sum without its bias;
+    u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update.
+    scalars: parameters shared by all neurons; fields: per-neuron parameters (parameter memory).
+    """
+
+    id: int
+    name: str
+    module: str
+    size: int
+    index_bits: int
+    source: ListPlan
+    delay: int
+    weights: np.ndarray
+    weight_bits: int
+    sum_bits: int
+    acc: StateFormat
+    rec_delay: int | None
+    rec_weights: np.ndarray | None
+    rec_weight_bits: int
+    rec_sum_bits: int
+    rec_acc: StateFormat | None
+    fmt: NeuronFormat
+    reset_mode: str
+    reset_timing: str
+    u_bits: int
+    v_bits: int
+    calc_bits: int
+    threshold_bits: int
+    walk_bits: int
+    scalars: dict
+    fields: list
+    rules: dict
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def has_rec(self) -> bool:
+        return self.rec_weights is not None
+
+    @property
+    def param_bits(self) -> int:
+        return sum(f.bits for f in self.fields)
+
+    def field_names(self) -> set:
+        return {f.name for f in self.fields}
+
+
+@dataclass
+class DesignPlan:
+    """The whole accelerator: lists and cores in processing order, plus names of the top module."""
+
+    lists: list
+    cores: list
+    top: str = "snn_top"
+    layer_bits: int = 1
+    spike_index_bits: int = 1
+    trace_bits: int = 2
+
+
+def conv_as_dense(n: Conv2d) -> np.ndarray:
+    """The exact integer matrix ``(Cout*Ho*Wo, C*H*W)`` of a Conv2d (C-order flattening)."""
+    c, h, w = n.in_shape
+    cout, cin_g, kh, kw = n.weight.shape
+    _, ho, wo = n.shape
+    mat = np.zeros((cout, ho, wo, c, h, w), dtype=np.int64)
+    per_group = cout // n.groups
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    for co in range(cout):
+        g = co // per_group
+        for ci in range(cin_g):
+            for dy in range(kh):
+                for dx in range(kw):
+                    iy = oy * n.stride[0] - n.padding[0] + dy * n.dilation[0]
+                    ix = ox * n.stride[1] - n.padding[1] + dx * n.dilation[1]
+                    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+                    mat[co, oy[ok], ox[ok], g * cin_g + ci, iy[ok], ix[ok]] += int(n.weight[co, ci, dy, dx])
+    return mat.reshape(cout * ho * wo, c * h * w)
+
+
+def _synapse_of(g: Graph, pop: LIF):
+    """The population's synapse and its event source (Flatten is only a renaming of indices)."""
+    syn = g.node(pop.input)
+    if not isinstance(syn, (Dense, Conv2d)):
+        raise UnsupportedError(f"layer {pop.name}: reads {type(syn).__name__} {syn.name!r} directly; the fpga "
+                               "target needs a Dense or Conv2d synapse in front of every population")
+    src = g.node(syn.input)
+    while isinstance(src, Flatten):
+        src = g.node(src.input)
+    if not isinstance(src, (Input, LIF)):
+        raise UnsupportedError(f"layer {syn.name}: reads {type(src).__name__} {src.name!r}; the fpga target "
+                               "supports synapses fed by the input or a population (through Flatten)")
+    weight = conv_as_dense(syn) if isinstance(syn, Conv2d) else np.asarray(syn.weight, np.int64)
+    bias = None
+    if syn.bias is not None and np.any(syn.bias):
+        bias = np.asarray(syn.bias, np.int64)
+        if isinstance(syn, Conv2d):
+            bias = np.repeat(bias, int(np.prod(syn.shape[1:])))
+    return syn, src, weight, bias
+
+
+def _per_neuron(values, size: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(values, np.int64), (size,)).reshape(-1)
+
+
+def _refuse_unsupported_nodes(g: Graph):
+    for n in g.nodes:
+        if isinstance(n, Pool2d):
+            raise UnsupportedError(f"layer {n.name}: Pool2d is not supported on fpga (the conv accumulator rule "
+                                   "applies before pooling, so the pair has no exact Dense equivalent)")
+    if g.kind != "fixed":
+        raise UnsupportedError("the fpga target runs a fixed IR; compile the model for fpga first")
+
+
+def build_plan(g: Graph, target: TargetDescription) -> DesignPlan:
+    """Lower ``g`` (a fixed IR) into a :class:`DesignPlan`; refuse what the RTL cannot run."""
+    _refuse_unsupported_nodes(g)
+    hw = target.raw.get("hardware", {})
+    inp = g.input
+    x_max = (1 << (inp.bits - 1)) - 1 if inp.bits > 1 else 1
+    lists = {inp.name: ListPlan(inp.name, "spike_list_0", int(np.prod(inp.shape)),
+                                wd.index_bits(int(np.prod(inp.shape))), inp.bits if inp.bits > 1 else 0,
+                                1, 1, wd.unsigned_bits(int(np.prod(inp.shape))), True, "l0")}
+    for k, pop in enumerate(g.neurons, start=1):
+        lists[pop.name] = ListPlan(pop.name, f"spike_list_{k}", pop.size, wd.index_bits(pop.size), 0, 1, 1,
+                                   wd.unsigned_bits(pop.size), False, f"l{k}", k - 1)
+    cores = []
+    for cid, pop in enumerate(g.neurons):
+        syn, src, weight, bias = _synapse_of(g, pop)
+        src_list = lists[src.name]
+        core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw)
+        src_list.readers.append((cid, "in", syn.delay))
+        if core.has_rec:
+            lists[pop.name].readers.append((cid, "rec", pop.rec_delay))
+        cores.append(core)
+    for lst in lists.values():
+        lst.slots = 1 + max((d for _, _, d in lst.readers), default=0)
+        lst.slot_bits = wd.index_bits(lst.slots)
+    plan = DesignPlan(list(lists.values()), cores)
+    plan.layer_bits = wd.index_bits(len(cores))
+    plan.spike_index_bits = max(c.index_bits for c in cores)
+    plan.trace_bits = max(max(c.u_bits, c.v_bits) for c in cores)
+    return plan
+
+
+def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_max: int, hw: dict) -> CorePlan:
+    f = pop.format
+    size = pop.size
+    if size > int(hw.get("max_neurons_per_core", size)):
+        raise UnsupportedError(f"layer {pop.name}: {size} neurons exceed the {hw['max_neurons_per_core']} "
+                               "neurons one fpga core serves")
+    if weight.size > int(hw.get("max_weight_words", weight.size)):
+        raise UnsupportedError(f"layer {syn.name}: {weight.size} weights exceed the {hw['max_weight_words']}-word "
+                               "weight memory of one fpga core")
+    fields = []
+    scalars = {}
+    one = 1 << f.decay_bits
+    for name, values, bits, signed in (
+            ("alpha", pop.alpha, wd.unsigned_bits(one), False), ("beta", pop.beta, wd.unsigned_bits(one), False),
+            ("threshold", pop.threshold, wd.unsigned_bits(int(np.max(pop.threshold))), False),
+            ("bias", pop.bias, wd.signed_bits(int(np.max(np.abs(pop.bias)))), True)):
+        if np.ndim(values):
+            fields.append(ParamField(name, bits, signed, tuple(int(v) for v in _per_neuron(values, size))))
+        else:
+            scalars[name] = int(values)
+    if bias is not None:
+        fields.append(ParamField("syn_bias", wd.signed_bits(int(np.abs(bias).max())), True, tuple(map(int, bias))))
+    rec_w = None if pop.rec_weight is None else np.asarray(pop.rec_weight, np.int64)
+    if rec_w is not None and pop.rec_bias is not None and np.any(pop.rec_bias):
+        rb = np.asarray(pop.rec_bias, np.int64)
+        fields.append(ParamField("rec_bias", wd.signed_bits(int(np.abs(rb).max())), True, tuple(map(int, rb))))
+
+    # value ranges (docs/semantics.md order) -> exact widths; refuse wrap_once growth
+    row_sum = int(np.abs(weight).sum(axis=1).max()) * x_max if weight.size else 0
+    bias_max = int(np.abs(bias).max()) if bias is not None else 0
+    a_max = wd.rule_bound(syn.acc, row_sum + bias_max)
+    rec_sum = rec_bias_max = 0
+    if rec_w is not None:
+        rec_sum = int(np.abs(rec_w).sum(axis=1).max()) if rec_w.size else 0
+        rec_bias_max = int(np.abs(pop.rec_bias).max()) if pop.rec_bias is not None else 0
+        a_max += wd.rule_bound(pop.rec_acc, rec_sum + rec_bias_max)
+    u_keep = wd.stored_bound(f.current)
+    u_pre = u_keep + (a_max << f.input_shift)
+    if f.current.overflow == "wrap_once" and not wd.wrap_once_closed(f.current, u_pre):
+        raise UnsupportedError(
+            f"layer {pop.name}: the synaptic input (up to {a_max} << {f.input_shift}) can push the "
+            f"{f.current.bits}-bit wrap_once current beyond one correction, so it would grow without bound; "
+            "use a narrower accumulator or a saturate/wrap current")
+    u_max = wd.rule_bound(f.current, u_pre)
+    thr_max = int(np.max(pop.threshold))
+    v_keep = wd.stored_bound(f.voltage)
+    v_pre = v_keep + u_max + int(np.max(np.abs(pop.bias))) + thr_max
+    if f.voltage.overflow == "wrap_once" and not wd.wrap_once_closed(f.voltage, v_pre):
+        raise UnsupportedError(
+            f"layer {pop.name}: the {f.voltage.bits}-bit wrap_once voltage can leave its range after one "
+            "correction (current, bias and threshold are too large for it); use a saturate/wrap voltage")
+    v_reset = v_keep + thr_max  # immediate subtract: v - (s - r) * threshold
+    sites = {"acc": (syn.acc, row_sum + bias_max), "current": (f.current, u_pre), "voltage": (f.voltage, v_pre),
+             "voltage_reset": (f.voltage, v_reset)}
+    if rec_w is not None:
+        sites["rec_acc"] = (pop.rec_acc, rec_sum + rec_bias_max)
+    rules = {k: fmt if wd.rule_needed(fmt, bound) else None for k, (fmt, bound) in sites.items()}
+    calc_max = max([row_sum + bias_max, rec_sum + rec_bias_max, u_pre, v_pre + thr_max,
+                    u_keep << f.decay_bits, v_keep << f.decay_bits, thr_max << 1]
+                   + [2 * wd.half(fmt) for fmt in rules.values() if fmt is not None])
+    return CorePlan(
+        id=cid, name=pop.name, module=f"lif_core_{cid}", size=size, index_bits=wd.index_bits(size),
+        source=src, delay=int(syn.delay), weights=weight, weight_bits=wd.signed_bits(int(np.abs(weight).max(initial=0))),
+        sum_bits=wd.signed_bits(row_sum), acc=syn.acc,
+        rec_delay=int(pop.rec_delay) if rec_w is not None else None, rec_weights=rec_w,
+        rec_weight_bits=wd.signed_bits(int(np.abs(rec_w).max(initial=0))) if rec_w is not None else 2,
+        rec_sum_bits=wd.signed_bits(rec_sum), rec_acc=pop.rec_acc if rec_w is not None else None,
+        fmt=f, reset_mode=pop.reset_mode, reset_timing=pop.reset_timing,
+        u_bits=wd.stored_bits(f.current), v_bits=wd.stored_bits(f.voltage),
+        calc_bits=wd.signed_bits(calc_max) + 1, threshold_bits=wd.unsigned_bits(thr_max),
+        walk_bits=wd.unsigned_bits(max(src.size, size if rec_w is not None else 0) + 1),
+        scalars=scalars, fields=fields, rules=rules)

@@ -1,0 +1,89 @@
+"""Render a :class:`DesignPlan` into Verilog files and $readmemh memory images.
+
+Templates live in ``templates/`` (jinja2 with ``{= ... =}`` for values, so Verilog's ``{{ }}``
+replication stays literal). Output is deterministic: same plan, same bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from snnhw.targets.fpga import widths as wd
+from snnhw.targets.fpga.plan import CorePlan, DesignPlan
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TESTBENCH = "tb.v"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), variable_start_string="{=", variable_end_string="=}",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+        autoescape=False)
+
+
+def hex_words(values, bits: int) -> str:
+    """One two's-complement hex word per line, ``bits`` wide (the $readmemh format)."""
+    digits = (bits + 3) // 4
+    mask = (1 << bits) - 1
+    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
+
+
+def _param_words(c: CorePlan) -> list[int]:
+    """The packed per-neuron parameter words: the first field in the least significant bits."""
+    words = [0] * c.size
+    offset = 0
+    for f in c.fields:
+        mask = (1 << f.bits) - 1
+        for j, v in enumerate(f.values):
+            words[j] |= (v & mask) << offset
+        offset += f.bits
+    return words
+
+
+def _offsets(c: CorePlan) -> dict:
+    out, offset = {}, 0
+    for f in c.fields:
+        out[f.name] = offset
+        offset += f.bits
+    return out
+
+
+def render_design(plan: DesignPlan) -> dict[str, str]:
+    """File name -> contents of the whole design: modules, memory images and the testbench."""
+    env = _environment()
+    files = {}
+    own = {lst.name: lst for lst in plan.lists}
+    for lst in plan.lists:
+        if lst.readers:
+            files[f"{lst.module}.v"] = env.get_template("spike_list.v.j2").render(l=lst)
+    for c in plan.cores:
+        waw = wd.index_bits(c.size * c.fan_in)
+        raw = wd.index_bits(c.size * c.size)
+        files[f"{c.module}.v"] = env.get_template("lif_core.v.j2").render(
+            c=c, own=own[c.name], waw=waw, raw=raw, row_step=c.fan_in % (1 << waw),
+            rec_row_step=c.size % (1 << raw), offsets=_offsets(c))
+        files[f"{c.module}_weights.mem"] = hex_words(c.weights.reshape(-1), c.weight_bits)
+        if c.fields:
+            files[f"{c.module}_params.mem"] = hex_words(_param_words(c), c.param_bits)
+        if c.has_rec:
+            files[f"{c.module}_rec_weights.mem"] = hex_words(c.rec_weights.reshape(-1), c.rec_weight_bits)
+    files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
+    files[TESTBENCH] = env.get_template("tb.v.j2").render(plan=plan)
+    return files
+
+
+def write_design(plan: DesignPlan, rtl_dir: Path) -> list[str]:
+    """Write the design into ``rtl_dir``; return the file names (sorted)."""
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    files = render_design(plan)
+    for name, text in files.items():
+        (rtl_dir / name).write_text(text)
+    return sorted(files)
+
+
+def design_sources(plan: DesignPlan) -> list[str]:
+    """The synthesizable Verilog files (no testbench), top module last."""
+    lists = [f"{lst.module}.v" for lst in plan.lists if lst.readers]
+    return lists + [f"{c.module}.v" for c in plan.cores] + [f"{plan.top}.v"]

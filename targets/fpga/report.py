@@ -1,0 +1,142 @@
+"""Quality gates of a generated design: Verilator lint, yosys synthesis, cycle budget, device fit.
+
+Everything here is deterministic for a given design and tool versions (fpga_report.json is written
+with sorted keys and no timestamps).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from snnhw.targets.fpga.plan import DesignPlan
+from snnhw.targets.fpga.render import design_sources
+from snnhw.targets.fpga.tools import run_tool
+
+LINT_TIMEOUT_S = 300.0
+SYNTH_TIMEOUT_S = 1800.0
+STEP_OVERHEAD = 2        # controller: the step pulse and the advance of every spike list
+LAYER_OVERHEAD = 2       # per core: the start pulse and the done pulse
+NEURON_OVERHEAD = 4      # per neuron: FETCH, UPDATE and the two pipeline-drain cycles of the walk
+CYCLE_FORMULA = (f"sum over layers of [ N * (max(E_in, E_rec) + {NEURON_OVERHEAD}) + {LAYER_OVERHEAD} ] + {STEP_OVERHEAD}"
+                 " (N neurons; E_in events in the input list read this step, E_rec own spikes read by the "
+                 "recurrent synapse, 0 without one); input streaming adds one cycle per input event")
+
+ICE40_CELLS = {"lut": ("SB_LUT4",), "bram": ("SB_RAM40_4K",), "dsp": ("SB_MAC16",)}
+XILINX_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
+# LUTs taken by distributed RAM / shift-register cells (UG474, "Distributed RAM")
+XILINX_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1,
+                 "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
+
+
+def layer_cycles(size: int, in_events: int, rec_events: int) -> int:
+    """Clock cycles one core needs for one timestep (docs/targets/fpga.md, "Cycle budget")."""
+    return size * (max(in_events, rec_events) + NEURON_OVERHEAD) + LAYER_OVERHEAD
+
+
+def step_cycles(plan: DesignPlan, in_events: list, rec_events: list) -> int:
+    """Cycles from the step pulse to ready, given each core's input and recurrent event counts."""
+    return sum(layer_cycles(c.size, e, r) for c, e, r in zip(plan.cores, in_events, rec_events)) + STEP_OVERHEAD
+
+
+def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
+    """Best case (no events anywhere) and worst case (every neuron active every step)."""
+    lo = step_cycles(plan, [0] * len(plan.cores), [0] * len(plan.cores))
+    hi = step_cycles(plan, [c.source.size for c in plan.cores], [c.size if c.has_rec else 0 for c in plan.cores])
+    hi_events = sum(c.size * (c.source.size + (c.size if c.has_rec else 0)) for c in plan.cores)
+    hz = clock_mhz * 1e6
+    return {
+        "formula": CYCLE_FORMULA,
+        "clock_mhz": clock_mhz,
+        "cycles_per_step_no_events": lo,
+        "cycles_per_step_all_active": hi,
+        "steps_per_s_no_events": round(hz / lo, 1),
+        "steps_per_s_all_active": round(hz / hi, 1),
+        "synaptic_events_per_s_all_active": round(hi_events * hz / hi, 1),
+        "layers": [{"layer": c.name, "neurons": c.size, "fan_in": c.fan_in, "recurrent": c.has_rec,
+                    "input_delay": c.delay} for c in plan.cores],
+    }
+
+
+def tool_version(tool: str, rtl_dir: Path) -> str:
+    res = run_tool([tool, "-V" if tool == "yosys" else "--version"], rtl_dir, 60.0, f"{tool} --version")
+    return (res.stdout.strip().splitlines() or ["unknown"])[0]
+
+
+def lint(plan: DesignPlan, rtl_dir: Path) -> dict:
+    """``verilator --lint-only -Wall`` on the synthesizable sources; clean means no message at all."""
+    res = run_tool(["verilator", "--lint-only", "-Wall", "--top-module", plan.top, *design_sources(plan)],
+                   rtl_dir, LINT_TIMEOUT_S, "verilator lint", check=False)
+    messages = [ln for ln in res.stderr.splitlines() if ln.startswith("%")]
+    return {"tool": tool_version("verilator", rtl_dir), "command": "verilator --lint-only -Wall",
+            "clean": res.returncode == 0 and not messages, "messages": messages}
+
+
+def _cells(stat: dict, top: str) -> dict:
+    mod = stat.get("modules", {}).get(f"\\{top}") or stat.get("design", {})
+    return {str(k): int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
+
+
+def _count(cells: dict, names) -> int:
+    return sum(v for k, v in cells.items() if k in names)
+
+
+def _ice40_resources(cells: dict) -> dict:
+    ff = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+    return {"lut": _count(cells, ICE40_CELLS["lut"]), "ff": ff, "bram": _count(cells, ICE40_CELLS["bram"]),
+            "dsp": _count(cells, ICE40_CELLS["dsp"]), "bram_unit": "SB_RAM40_4K (4 kbit)"}
+
+
+def _xilinx_resources(cells: dict) -> dict:
+    ff = sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE"))
+    lutram = sum(n * cells.get(k, 0) for k, n in XILINX_LUTRAM.items())
+    return {"lut": _count(cells, XILINX_LUTS) + lutram, "lut_as_memory": lutram, "ff": ff,
+            "bram": cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2, "dsp": cells.get("DSP48E1", 0),
+            "bram_unit": "RAMB36E1 (36 kbit; a RAMB18E1 counts 0.5)"}
+
+
+FLOWS = {
+    "ice40": ("synth_ice40 -dsp -top {top}", _ice40_resources),
+    "xilinx": ("synth_xilinx -family xc7 -flatten -noiopad -top {top}", _xilinx_resources),
+}
+
+
+def synthesize(plan: DesignPlan, rtl_dir: Path, flow: str) -> dict:
+    """Run one yosys flow on the design; resource counts from ``stat -json``."""
+    command, resources = FLOWS[flow]
+    command = command.format(top=plan.top)
+    stat_file = f"yosys_{flow}_stat.json"
+    script = (f"read_verilog {' '.join(design_sources(plan))}; {command}; tee -q -o {stat_file} stat -json")
+    run_tool(["yosys", "-q", "-l", f"yosys_{flow}.log", "-p", script], rtl_dir, SYNTH_TIMEOUT_S, f"yosys {flow}")
+    cells = _cells(json.loads((rtl_dir / stat_file).read_text()), plan.top)
+    return {"command": command, "cells": dict(sorted(cells.items())), **resources(cells)}
+
+
+def device_fit(synthesis: dict, devices: list) -> list:
+    """Whether each named device holds the design (LUT, FF, BRAM and DSP all within its counts)."""
+    out = []
+    for dev in devices:
+        res = synthesis.get(dev["flow"])
+        if res is None:
+            continue
+        use = {k: res[k] for k in ("lut", "ff", "bram", "dsp")}
+        fits = all(use[k] <= dev[k] for k in use)
+        out.append({"device": dev["name"], "flow": dev["flow"], "fits": fits, "source": dev["source"],
+                    "available": {k: dev[k] for k in use},
+                    "utilization_percent": {k: round(100.0 * use[k] / dev[k], 1) for k in use}})
+    return out
+
+
+def build_report(plan: DesignPlan, rtl_dir: Path, hardware: dict, synth: bool, skip_reason: str) -> dict:
+    report = {"lint": lint(plan, rtl_dir), "cycles": cycle_budget(plan, float(hardware["clock_mhz"])),
+              "top": plan.top}
+    if synth:
+        synthesis = {flow: synthesize(plan, rtl_dir, flow) for flow in FLOWS}
+        report["synthesis"] = {"tool": tool_version("yosys", rtl_dir), **synthesis}
+        report["devices"] = device_fit(synthesis, hardware.get("devices", []))
+    else:
+        report["synthesis"] = skip_reason
+    return report
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,254 @@
+"""The fpga target: generated RTL simulated in Icarus/Verilator equals the emulator bit for bit.
+
+Needs iverilog, verilator and yosys on PATH (Debian packages; see docs/targets/fpga.md).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snnhw.errors import SnnhwError, UnsupportedError
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
+from snnhw.targets.description import load
+from snnhw.targets.emu.emulator import quantize_input, run as emulate
+from snnhw.targets.fpga import backend
+from snnhw.targets.fpga.report import lint, step_cycles
+from snnhw.targets.fpga.render import write_design
+from snnhw.targets.fpga.simulate import simulate
+
+RULES = ["saturate", "wrap", "wrap_once"]
+
+
+def _ints(draw, lo, hi, shape):
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).integers(lo, hi + 1, shape)
+
+
+def _param(draw, lo, hi, size):
+    """A scalar or a per-neuron parameter in [lo, hi], biased towards the ends of the range."""
+    if draw(st.booleans()):
+        return np.array(draw(st.sampled_from([lo, hi]) | st.integers(lo, hi)))
+    return _ints(draw, lo, hi, (size,))
+
+
+@st.composite
+def fpga_networks(draw, max_layers=3, max_size=5):
+    """Random Dense/LIF chains with every numeric feature of the IR the fpga target runs.
+
+    Narrow accumulators, currents and voltages make every overflow rule fire; widths are drawn so a
+    wrap_once register stays within one correction (what the RTL requires, see plan.py).
+    """
+    n_in = draw(st.integers(1, max_size))
+    in_bits = draw(st.sampled_from([1, 1, 4, 8]))
+    nodes = [Input("in", (n_in,), in_bits, 1.0)]
+    prev, prev_size = "in", n_in
+    for i in range(draw(st.integers(1, max_layers))):
+        size = draw(st.integers(1, max_size))
+        vb = draw(st.integers(10, 24))
+        voltage = StateFormat(vb, draw(st.sampled_from(RULES)))
+        ub = draw(st.integers(6, vb - 2 if voltage.overflow == "wrap_once" else 24))
+        current = StateFormat(ub, draw(st.sampled_from(RULES)))
+        shift = draw(st.integers(0, min(6, ub - 4)))
+        acc_max = ub - shift - 1 if current.overflow == "wrap_once" else 20
+        acc_rules = RULES[:2] if current.overflow == "wrap_once" else RULES  # wrap_once acc: |a| unbounded by bits
+        acc = StateFormat(draw(st.integers(3, max(3, acc_max))), draw(st.sampled_from(acc_rules)))
+        decay_bits = draw(st.sampled_from([4, 8, 12]))
+        fmt = NeuronFormat(decay_bits, draw(st.sampled_from(["toward_zero", "floor"])), shift, current, voltage, 1.0)
+        one = 1 << decay_bits
+        wmax = draw(st.sampled_from([3, 30, 127]))
+        dense_bias = _ints(draw, -20, 20, (size,)) if draw(st.booleans()) else None
+        nodes.append(Dense(f"fc{i}", prev, _ints(draw, -wmax, wmax, (size, prev_size)), dense_bias,
+                           draw(st.integers(0, 2)), acc))
+        rec = draw(st.booleans())
+        rec_w = _ints(draw, -wmax, wmax, (size, size)) if rec else None
+        rec_b = _ints(draw, -9, 9, (size,)) if rec and draw(st.booleans()) else None
+        nodes.append(LIF(f"lif{i}", f"fc{i}", (size,), _param(draw, 0, one, size), _param(draw, 0, one, size),
+                         _param(draw, 1, min(1 << (vb - 2), 4000), size), _param(draw, -(1 << (vb - 4)), 1 << (vb - 4), size),
+                         draw(st.sampled_from(["zero", "subtract", "none"])), draw(st.sampled_from(["immediate", "delayed"])),
+                         rec_w, rec_b, draw(st.integers(1, 2)), acc if rec else None, fmt))
+        prev, prev_size = f"lif{i}", size
+    g = Graph(nodes, kind="fixed", target="fpga").validate()
+    T, B = draw(st.integers(1, 10)), draw(st.integers(1, 2))
+    hi = (1 << (in_bits - 1)) - 1
+    x = _ints(draw, -hi, hi, (T, B, n_in)) if in_bits > 1 else _ints(draw, 0, 1, (T, B, n_in))
+    return g, x
+
+
+def _events(g: Graph, x_int, spikes, plan):
+    """Per step, each core's input and recurrent event counts (from the emulator's spikes)."""
+    T = x_int.shape[0]
+    src_events = {g.input.name: np.count_nonzero(x_int.reshape(T, x_int.shape[1], -1), axis=2)}
+    src_events.update({k: v.reshape(T, v.shape[1], -1).sum(axis=2) for k, v in spikes.items()})
+    lag = lambda counts, d, t, b: int(counts[t - d, b]) if t >= d else 0
+    return lambda t, b: ([lag(src_events[c.source.name], c.delay, t, b) for c in plan.cores],
+                         [lag(src_events[c.name], c.rec_delay, t, b) if c.has_rec else 0 for c in plan.cores])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(fpga_networks())
+def test_rtl_equals_emulator(tmp_path_factory, case):
+    g, x = case
+    ref = emulate(g, x, record_state=True)
+    plan = backend.plan_for(g)
+    x_int = quantize_input(g, x).astype(np.int64)
+    sim = simulate(plan, x_int, trace=True, simulator="icarus")
+    for name in ref.spikes:
+        np.testing.assert_array_equal(sim.spikes[name], ref.spikes[name], err_msg=f"spikes of {name}")
+        np.testing.assert_array_equal(sim.voltage[name], ref.voltage[name], err_msg=f"voltage of {name}")
+        np.testing.assert_array_equal(sim.current[name], ref.current[name], err_msg=f"current of {name}")
+    events = _events(g, x_int, ref.spikes, plan)
+    expected = [[step_cycles(plan, *events(t, b)) for t in range(x.shape[0])] for b in range(x.shape[1])]
+    np.testing.assert_array_equal(sim.cycles, np.array(expected), err_msg="cycles per step (report formula)")
+    rtl = tmp_path_factory.mktemp("rtl")
+    write_design(plan, rtl)
+    result = lint(plan, rtl)
+    assert result["clean"], result["messages"]
+
+
+def _fmt():
+    return NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
+
+
+def test_overflow_rules_fire_in_the_random_networks():
+    """The property test above must exercise every rule: count overflow events over its examples."""
+    seen = set()
+
+    @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(fpga_networks())
+    def collect(case):
+        g, x = case
+        for d in emulate(g, x).overflow.values():
+            seen.update(k for k, v in d.items() if v)
+
+    collect()
+    for key in ("acc_saturate", "acc_wrap", "acc_wrap_once", "current_wrap_once", "voltage_saturate"):
+        assert key in seen, f"no {key} event in the random networks: {sorted(seen)}"
+
+
+def test_conv_unrolled_into_dense_matches_emulator():
+    rng = np.random.default_rng(3)
+    acc = StateFormat(17, "saturate")
+    conv = Conv2d("conv", "in", rng.integers(-60, 60, (2, 1, 3, 3)), (1, 5, 5), rng.integers(-3, 3, (2,)),
+                  (2, 1), (1, 1), (1, 1), 1, 0, acc)
+    nodes = [Input("in", (1, 5, 5), 1, 1.0), conv,
+             LIF("lif0", "conv", conv.shape, np.array(0), np.array(3800), np.array(60), np.array(0), "subtract",
+                 "immediate", format=_fmt()),
+             Flatten("flat", "lif0", conv.shape),
+             Dense("fc", "flat", rng.integers(-100, 100, (3, int(np.prod(conv.shape)))), None, 1, acc),
+             LIF("out", "fc", (3,), np.array(2000), np.array(4000), np.array(100), np.array(5), "zero", "delayed",
+                 format=_fmt())]
+    g = Graph(nodes, kind="fixed", target="fpga").validate()
+    x = rng.integers(0, 2, (6, 2, 1, 5, 5))
+    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
+    assert res.spikes["lif0"].shape == (6, 2, *conv.shape)
+    for name in ("lif0", "out"):
+        np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
+        np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
+    assert int(ref.spikes["lif0"].sum()) > 0
+
+
+def _small_compiled():
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.frontends.snntorch_trace import to_ir
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 24), snn.Leaky(beta=0.9, init_hidden=True),
+                              torch.nn.Linear(24, 4), snn.Leaky(beta=0.9, init_hidden=True))
+    return compile_graph(to_ir(net, (20,)), load("fpga"), CompileOptions())
+
+
+def test_emit_writes_deterministic_rtl_and_a_synthesis_report(tmp_path):
+    g = _small_compiled()
+    files = backend.emit(g, tmp_path / "a", synthesize=True)
+    assert "fpga_report.json" in files and "rtl/snn_top.v" in files and "rtl/tb.v" in files
+    assert any(f.endswith(".mem") for f in files)
+    report = json.loads((tmp_path / "a" / "fpga_report.json").read_text())
+    assert report["lint"]["clean"], report["lint"]["messages"]
+    ice40, xilinx = report["synthesis"]["ice40"], report["synthesis"]["xilinx"]
+    assert ice40["bram"] >= 1, "weights/state must be in block RAM"
+    assert xilinx["bram"] + xilinx["lut_as_memory"] > 0, "memories must map to (block or distributed) RAM"
+    assert ice40["dsp"] >= 1 and xilinx["dsp"] >= 1, "the decay multipliers must use DSP blocks"
+    assert ice40["ff"] < 1000 and xilinx["ff"] < 1000, "memories flattened into flip-flops"
+    assert 50 < ice40["lut"] < 5000 and 20 < xilinx["lut"] < 5000
+    assert {d["device"] for d in report["devices"]} >= {"iCE40 UP5K", "Artix-7 XC7A100T"}
+    assert report["cycles"]["cycles_per_step_no_events"] < report["cycles"]["cycles_per_step_all_active"]
+    files_b = backend.emit(g, tmp_path / "b", synthesize=True)
+    assert files == files_b
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f"{f} differs between runs"
+
+
+def test_compiled_network_runs_through_the_backend():
+    g = _small_compiled()
+    x = np.random.default_rng(0).integers(0, 2, (8, 3, 20))
+    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
+    for name in ref.spikes:
+        np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
+        np.testing.assert_array_equal(res.current[name], ref.current[name])
+    assert res.overflow == ref.overflow
+
+
+@pytest.mark.slow
+def test_snntorch_tutorial_784_1000_10(tmp_path, monkeypatch):
+    """The snntorch tutorial network compiles, simulates (Verilator) equal to the emulator, and lints."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.frontends.snntorch_trace import to_ir
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
+                              torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
+    g = compile_graph(to_ir(net, (784,)), load("fpga"), CompileOptions())
+    x = (np.random.default_rng(0).random((3, 1, 784)) < 0.15).astype(np.int8)
+    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
+    for name in ref.spikes:
+        np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
+        np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
+    assert int(ref.spikes[g.neurons[0].name].sum()) > 0
+    monkeypatch.delenv("SNNHW_FPGA_SYNTH", raising=False)
+    backend.emit(g, tmp_path)
+    report = json.loads((tmp_path / "fpga_report.json").read_text())
+    assert report["lint"]["clean"], report["lint"]["messages"]
+    assert report["synthesis"].startswith("skipped: 794000 weights")
+    assert report["cycles"]["cycles_per_step_all_active"] == 1000 * (784 + 4) + 2 + 10 * (1000 + 4) + 2 + 2
+
+
+def test_refusals_name_the_layer():
+    acc = StateFormat(17, "saturate")
+    pool = [Input("in", (1, 4, 4), 1, 1.0),
+            Conv2d("conv", "in", np.ones((1, 1, 1, 1), np.int64), (1, 4, 4), None, acc=acc),
+            LIF("lif0", "conv", (1, 4, 4), np.array(0), np.array(4096), np.array(1), np.array(0), format=_fmt()),
+            Pool2d("pool", "lif0", (1, 4, 4), (2, 2), (2, 2)), Flatten("flat", "pool", (1, 2, 2)),
+            Dense("fc", "flat", np.ones((2, 4), np.int64), acc=acc),
+            LIF("out", "fc", (2,), np.array(0), np.array(4096), np.array(1), np.array(0), format=_fmt())]
+    with pytest.raises(UnsupportedError, match="layer pool: Pool2d"):
+        backend.plan_for(Graph(pool, kind="fixed").validate())
+    wide = StateFormat(32, "saturate")  # a << 6 can reach 2^37: wrap_once u would grow without bound
+    grow = [Input("in", (3,), 1, 1.0), Dense("fc", "in", np.full((2, 3), 2**20), acc=wide),
+            LIF("lif0", "fc", (2,), np.array(4096), np.array(4096), np.array(1), np.array(0), format=_fmt())]
+    with pytest.raises(UnsupportedError, match="layer lif0: .*wrap_once current"):
+        backend.plan_for(Graph(grow, kind="fixed").validate())
+
+
+def test_bad_input_and_timeout_are_one_line_errors(monkeypatch):
+    g = _small_compiled()
+    with pytest.raises(SnnhwError, match="input has shape"):
+        backend.run(g, np.zeros((4, 1, 19)))
+    with pytest.raises(SnnhwError, match="binary spike input"):
+        backend.run(g, np.full((4, 1, 20), 0.5))
+    monkeypatch.setenv("SNNHW_FPGA_TIMEOUT", "0.01")
+    with pytest.raises(SnnhwError, match="did not finish within") as err:
+        backend.run(g, np.ones((50, 2, 20)))
+    assert "\n" not in str(err.value)
+
+
+def test_target_description_parses():
+    t = load("fpga")
+    assert t.backend == "snnhw.targets.fpga.backend" and t.features.conv and not t.features.pooling
+    assert set(t.features.reset_modes) == {"zero", "subtract", "none"}
+    assert t.raw["hardware"]["clock_mhz"] > 0 and t.raw["hardware"]["devices"]
