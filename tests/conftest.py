@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests are reproducible: no example database (CI starts from a clean checkout, so a
+# local database would make local and CI runs differ) and derandomized generation.
+settings.register_profile("snnhw", database=None, derandomize=True)
+settings.load_profile("snnhw")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
