@@ -48,7 +48,7 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
             out.append(f"layer {n.name}: pooling is not supported on {t.name}")
         if isinstance(n, (Dense, Conv2d)) and g.kind == "fixed":
             wmax = (1 << (num.weight_bits - 1)) - 1
-            big = int(np.abs(n.weight).max()) if n.weight.size else 0
+            big = max(-int(n.weight.min()), int(n.weight.max())) if n.weight.size else 0
             if big > wmax:
                 out.append(f"layer {n.name}: weight magnitude {big} exceeds {num.weight_bits}-bit weights on {t.name} "
                            f"(max {wmax})")

@@ -35,6 +35,14 @@ def _round(x) -> np.ndarray:
     return np.asarray(np.round(np.asarray(x, dtype=np.float64)), dtype=np.int64)
 
 
+def _round_weights(w: np.ndarray, factor: float, bits: int) -> np.ndarray:
+    """``round(w * factor)`` for weights that fit ``bits`` (< 2^24: exact in float32), stored in the
+    narrowest integer type, without float64 or int64 temporaries (weights are the bulk of a model)."""
+    q = np.multiply(w, np.float32(factor), dtype=np.float32)
+    np.rint(q, out=q)
+    return q.astype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
+
+
 def input_scale(x_max: float, bits: int) -> float:
     if bits == 1:
         return 1.0
@@ -78,7 +86,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             nodes.append(Input(n.name, tuple(n.shape), input_bits, scale[n.name]))
         elif isinstance(n, (Dense, Conv2d)):
             step = 2.0 ** -out_exp[n.name]
-            w = _round(n.weight * (scale[n.input] / step))
+            w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None else _round(n.bias / step)
             acc = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
             nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc))
@@ -143,7 +151,7 @@ def _quantize_pop(n: LIF, in_scale: float, num, wmax) -> LIF:
     fmt = NeuronFormat(num.decay_bits, num.decay_rounding, num.input_shift, num.current, num.voltage, state)
     rec_w = rec_b = rec_acc = None
     if n.rec_weight is not None:
-        rec_w = _round(n.rec_weight / in_scale)
+        rec_w = _round_weights(n.rec_weight, 1.0 / in_scale, wmax.bit_length() + 1)
         rec_b = None if n.rec_bias is None else _round(n.rec_bias / in_scale)
         rec_acc = num.accumulator
     lsb = 1 << num.bias_lsb_bits
