@@ -41,8 +41,10 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
     return scale
 
 
-def quantization_report(float_g: Graph, fixed_g: Graph) -> dict:
-    """Per layer: weight step and error; threshold, beta and alpha as the hardware sees them."""
+def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dict:
+    """Per layer: weight step and error; threshold, beta and alpha as the hardware sees them; with
+    calibration data, the float state ranges, the overflow they predict, and the overflow the fixed
+    point actually had on that data."""
     scale = signal_scales(float_g, fixed_g)
     layers = {}
     for fx in fixed_g.nodes[1:]:
@@ -65,7 +67,29 @@ def quantization_report(float_g: Graph, fixed_g: Graph) -> dict:
                 "threshold": _stats(fl.threshold, thr),
                 "beta": _stats(fl.beta, np.asarray(fx.beta) / one),
             }
-    return {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers}
+    if calibration is not None:
+        _calibration(float_g, fixed_g, calibration, layers)
+    return {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers,
+            "calibrated": calibration is not None}
+
+
+def _calibration(float_g, fixed_g, x, layers):
+    from snnhw.compiler.calibrate import state_ranges
+    from snnhw.compiler.timing import latency
+    from snnhw.targets.emu.emulator import Emulator
+    ranges = state_ranges(float_g, x)
+    pad = latency(fixed_g)
+    xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    observed = Emulator(fixed_g).run(xp).overflow
+    for p in fixed_g.neurons:
+        f, r = p.format, ranges[p.name]
+        limits = {"current": (1 << (f.current.bits - 1)) - 1, "voltage": (1 << (f.voltage.bits - 1)) - 1}
+        float_max = {"current": r["max_abs_current"], "voltage": r["max_abs_voltage"]}
+        layers[p.name]["calibration"] = {
+            "float_max_abs_current": float_max["current"], "float_max_abs_voltage": float_max["voltage"],
+            "predicted_overflow": {k: float_max[k] / f.state_scale > limits[k] for k in limits},
+            "observed_overflow": observed.get(p.name, {}),
+        }
 
 
 def _short(a):

@@ -50,12 +50,14 @@ def input_scale(x_max: float, bits: int) -> float:
 
 
 def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max: float = 1.0,
-             weight_bits: int | None = None) -> Graph:
+             weight_bits: int | None = None, ranges: dict | None = None) -> Graph:
     """Return the fixed-point IR of float graph ``g`` for ``target``.
 
     input_bits: 1 for binary spike input, otherwise the graded input width.
     input_max: largest |input| expected (from calibration data), for graded input.
     weight_bits: overrides the target's weight width (must not exceed it).
+    ranges: calibrated state ranges (compiler.calibrate.state_ranges); each population's scale then
+    also keeps its largest calibrated |u| and |v| inside the current and voltage registers.
     """
     if g.kind != "float":
         raise SnnhwError("quantize expects a float IR")
@@ -77,7 +79,8 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     for pop in g.neurons:  # threshold range and recurrent weights of the population fed
         syn, factor = _chain(g, pop.input)
         if syn is not None:
-            out_exp[syn.name] = min(out_exp[syn.name], _pop_exp(pop, syn, factor, num, wmax))
+            out_exp[syn.name] = min(out_exp[syn.name], _pop_exp(pop, syn, factor, num, wmax),
+                                    _range_exp(ranges.get(pop.name) if ranges else None, factor, num))
     scale = _scales(g, scale[g.input.name], out_exp)
 
     nodes = []
@@ -141,6 +144,15 @@ def _pop_exp(pop: LIF, syn, factor: float, num, wmax) -> int:
     if pop.rec_weight is not None and pop.rec_weight.size:
         k = min(k, _exp_for(float(np.abs(pop.rec_weight).max()) / factor, wmax))
     return k
+
+
+def _range_exp(r: dict | None, factor: float, num) -> int:
+    """Largest exponent keeping calibrated state magnitudes inside the current/voltage registers."""
+    if not r:
+        return _exp_for(0.0, 1)
+    shift = 1 << num.input_shift
+    return min(_exp_for(r["max_abs_current"] * shift / factor, (1 << (num.current.bits - 1)) - 1),
+               _exp_for(r["max_abs_voltage"] * shift / factor, (1 << (num.voltage.bits - 1)) - 1))
 
 
 def _quantize_pop(n: LIF, in_scale: float, num, wmax) -> LIF:

@@ -85,7 +85,7 @@ def compile(
     with b.atomic_dir(output) as tmp:
         save(float_g, tmp / b.FLOAT_IR)
         save(fixed, tmp / b.FIXED_IR)
-        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed))
+        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, opts.calibration))
         backend = backend_of(tgt)
         files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
         if mapping is not None:
@@ -121,7 +121,7 @@ def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, 
     bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
     if kind == InputKind.graded and not (2 <= bits <= 24):
         raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
-    return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits), kind.value
+    return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits, calibration=sample), kind.value
 
 
 def _print_layers(g):
