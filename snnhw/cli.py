@@ -29,6 +29,9 @@ class InputKind(str, Enum):
     graded = "graded"
 
 
+MAX_INPUT_ELEMENTS = 1 << 26  # per sample; larger shapes are almost surely typos
+
+
 def _parse_shape(text: str | None) -> tuple | None:
     if text is None:
         return None
@@ -38,6 +41,9 @@ def _parse_shape(text: str | None) -> tuple | None:
         raise SnnhwError(f"--input-shape {text!r}: expected integers like 1,28,28") from None
     if not shape or min(shape) < 1:
         raise SnnhwError(f"--input-shape {text!r}: dimensions must be positive")
+    if int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
+        raise SnnhwError(f"--input-shape {text!r}: more than {MAX_INPUT_ELEMENTS} values per sample; "
+                         "check the shape (C,H,W without the batch axis)")
     return shape
 
 

@@ -97,6 +97,7 @@ def test_bad_arch_and_shapes(digits_model, tmp_path):
         (["--arch", "justafile"], "FILE.py:NAME"),
         (["--arch", arch, "--input-shape", "3,x"], "--input-shape"),
         (["--arch", arch, "--input-shape", "65"], "failed"),
+        (["--arch", arch, "--input-shape", "100000,100000"], "values per sample"),
         (["--arch", arch, "--target", "tpu"], "unknown target"),
     ]
     for extra, words in cases:
@@ -144,3 +145,22 @@ def test_failed_rebuild_keeps_the_existing_build(emu_build, digits_model, tmp_pa
     rc, so, se = run_cli("compile", tmp_path / "bad.pt", "--arch", digits_model["arch"], "-o", b)
     _assert_clean_error(rc, so, se, "not a readable torch file")
     assert {p.name: p.read_bytes() for p in b.iterdir()} == before
+
+
+def test_empty_model_is_refused(tmp_path):
+    import torch
+    torch.save(torch.nn.Sequential(), tmp_path / "empty.pt")
+    rc, so, se = run_cli("compile", tmp_path / "empty.pt", "--input-shape", "4", "-o", tmp_path / "b")
+    _assert_clean_error(rc, so, se, "called no layer")
+    assert not (tmp_path / "b").exists()
+
+
+def test_loihi_builds_are_byte_identical(digits_model, tmp_path):
+    files = []
+    for name in ("a", "b"):
+        rc, _, se = run_cli("compile", digits_model["pt"], "--arch", digits_model["arch"], "--target", "loihi",
+                            "--calib", digits_model["x"], "-o", tmp_path / name)
+        assert rc == 0, se
+        files.append({f: (tmp_path / name / f).read_bytes() for f in os.listdir(tmp_path / name)})
+    assert {"network.net", "mapping.json", "model.onnx"} <= set(files[0])
+    assert files[0] == files[1]

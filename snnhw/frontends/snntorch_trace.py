@@ -43,7 +43,8 @@ def _leaves(model: nn.Module):
 
     def visit(prefix, m):
         known = NEURONS + SYNAPSES + PASS_THROUGH + tuple(REFUSED)
-        if isinstance(m, known) or not list(m.children()):
+        containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+        if isinstance(m, known) or (not list(m.children()) and not isinstance(m, containers)):
             out.append((prefix or type(m).__name__, m))
             return
         for name, child in m.named_children():
