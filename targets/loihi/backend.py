@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +11,7 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.ir import Graph, save
+from snnhw.supervise import run_supervised
 from snnhw.targets.emu.emulator import RunResult, quantize_input, run as emulate
 from snnhw.targets.loihi import netx
 
@@ -36,13 +35,6 @@ def notes(graph: Graph) -> list[str]:
     return [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)" for p in found]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float | None) -> dict:
     """Run one job in ``python -m snnhw.targets.loihi.worker`` in its own process group."""
     T, B = x_int.shape[:2]
@@ -52,21 +44,12 @@ def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float |
         save(graph, job / "model.onnx")
         np.save(job / "input.npy", x_int.astype(np.int64))
         (job / "options.json").write_text(json.dumps(options))
-        proc = subprocess.Popen([sys.executable, "-m", "snnhw.targets.loihi.worker", str(job)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise SnnhwError(f"the Lava simulation did not finish within {timeout:.0f} s and was stopped; "
-                             "run fewer timesteps or samples, or raise SNNHW_LAVA_TIMEOUT") from None
-        finally:
-            _kill_group(proc)  # Lava's forked children, whatever happened
-        if proc.returncode != 0:
+        done = run_supervised([sys.executable, "-m", "snnhw.targets.loihi.worker", str(job)], timeout,
+                              "the Lava simulation", "run fewer timesteps or samples, or raise SNNHW_LAVA_TIMEOUT")
+        if done.returncode != 0:
             err_file = job / "error.txt"
             detail = err_file.read_text().splitlines()[0] if err_file.exists() else \
-                (stderr.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+                (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
             raise SnnhwError(f"the Lava simulation failed: {detail}")
         out: dict = {}
         with np.load(job / "result.npz") as data:

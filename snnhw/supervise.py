@@ -1,0 +1,43 @@
+"""Run an external program so that it can never hang snnhw or outlive it.
+
+Simulators (Lava's forked processes, Icarus, Verilator, yosys) run in a new session with a
+timeout; afterwards the whole process group is killed, whatever happened, so no child is left
+behind; a timeout becomes one clear SnnhwError.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+
+from snnhw.errors import SnnhwError
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=None) -> Finished:
+    """Run ``args``; on timeout raise "<what> did not finish within N s and was stopped; <hint>"."""
+    proc = subprocess.Popen(args, cwd=None if cwd is None else str(cwd), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise SnnhwError(f"{what} did not finish within {timeout:g} s and was stopped; {hint}") from None
+    finally:
+        _kill_group(proc)  # children it forked, whatever happened
+    return Finished(proc.returncode, out, err)
