@@ -272,3 +272,26 @@ def test_target_description_parses():
     assert t.backend == "snnhw.targets.fpga.backend" and t.features.conv and not t.features.pooling
     assert set(t.features.reset_modes) == {"zero", "subtract", "none"}
     assert t.raw["hardware"]["clock_mhz"] > 0 and t.raw["hardware"]["devices"]
+
+
+def test_verilator_batch_labels_every_spike_with_its_own_step():
+    """Regression: with Verilator, a step's last spikes could be printed after the testbench moved
+    to the next sample; spikes are now labelled by the step they belong to."""
+    rng = np.random.default_rng(3)
+    acc = StateFormat(17, "saturate")
+    fmt = _fmt()
+    g = Graph([Input("in", (1, 6, 6), 8, 1.0),
+               Conv2d("conv", "in", rng.integers(-60, 127, (4, 1, 3, 3)), (1, 6, 6), None, (2, 2), (1, 1), (1, 1), 1,
+                      0, acc),
+               LIF("l1", "conv", (4, 3, 3), np.array(0), np.array(3700), np.array(64 * 40), np.array(0), "zero",
+                   "immediate", format=fmt),
+               Flatten("flat", "l1", (4, 3, 3)),
+               Dense("fc", "flat", rng.integers(-127, 127, (5, 36)), None, 0, acc),
+               LIF("l2", "fc", (5,), np.array(0), np.array(3700), np.array(64 * 30), np.array(0), "zero", "immediate",
+                   format=fmt)], kind="fixed").validate()
+    x = rng.integers(0, 127, (25, 10, 1, 6, 6))
+    ref = emulate(g, x)
+    sim = simulate(backend.plan_for(g), quantize_input(g, x).astype(np.int64), simulator="verilator")
+    assert ref.spikes["l1"].sum() > 100
+    for name in ("l1", "l2"):
+        np.testing.assert_array_equal(sim.spikes[name], ref.spikes[name].reshape(sim.spikes[name].shape))
