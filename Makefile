@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snnhw-installed
 
-.PHONY: install system-deps demo test clean
+.PHONY: install system-deps demo test docs clean
 
 # Debian packages: RTL tools for the fpga target, Chromium to test the HTML report as a person sees it.
 DEBIAN_PACKAGES := iverilog verilator yosys chromium
@@ -37,5 +37,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q -n 2 --durations=10
 
+docs: install
+	$(PY) docs/gen_cli_reference.py
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) demo-build .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-build site .pytest_cache .hypothesis

@@ -29,6 +29,28 @@ class InputKind(str, Enum):
     graded = "graded"
 
 
+class Encoding(str, Enum):
+    rate = "rate"
+    latency = "latency"
+    delta = "delta"
+
+
+ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into spikes (snnhw.encoders, "
+               "docs/python-api.md)")
+
+
+def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None) -> np.ndarray:
+    """The input array of --input, spike-encoded when --encode is given."""
+    from snnhw.arrays import load_array
+    from snnhw.encoders import encode as encode_array
+    x = load_array(path)
+    if encode is None:
+        if steps is not None or seed is not None:
+            raise SnnhwError("--steps and --seed need --encode rate|latency|delta")
+        return x
+    return encode_array(encode.value, x, steps, seed)
+
+
 MAX_INPUT_ELEMENTS = 1 << 26  # per sample; larger shapes are almost surely typos
 
 
@@ -159,9 +181,12 @@ def run(
                                               "(default: the network's latency)"),
     record_state: bool = typer.Option(False, help="also store <layer>.voltage and <layer>.current traces"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
+    steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
+    seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
     """Run a build on an input array; store every layer's spikes."""
-    from snnhw.arrays import load_array, save_npz
+    from snnhw.arrays import save_npz
     from snnhw.build import load_build
     from snnhw.compiler.timing import latency
     from snnhw.targets import load as load_target
@@ -169,7 +194,7 @@ def run(
 
     g, manifest = load_build(build)
     tgt = load_target(target or manifest["target"])
-    x = load_array(input)
+    x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)  # validates shape and values before any backend starts
     pad = latency(g) if extra_steps is None else extra_steps
     if pad < 0:
@@ -223,6 +248,9 @@ def verify(
     max_accuracy_drop: float = typer.Option(0.05, help="fail if fixed accuracy is lower by more (needs --labels)"),
     fail_on_overflow: bool = typer.Option(False, help="fail on any saturation or wrap event"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
+    steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
+    seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
     """Compare the fixed-point deployment with the float reference, layer by layer; exit 1 if a check fails."""
     from snnhw.arrays import load_array
@@ -237,7 +265,7 @@ def verify(
     with out.status(f"importing {model}"):
         float_g, net = load_model_and_module(model, arch=arch, input_shape=_parse_shape(input_shape),
                                              trust_pickle=trust_pickle, dt=dt)
-    x = load_array(input)
+    x = _load_input(input, encode, steps, seed)
     opts, _ = _compile_options(float_g, tgts[0], x, input_kind, input_bits, weight_bits, "--input")
     y = None
     if labels is not None:
@@ -302,15 +330,17 @@ def report(
     build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
     output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html"),
+    encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
+    steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
+    seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
     """Spike counts, synaptic operations, energy and plots of a build on an input."""
-    from snnhw.arrays import load_array
     from snnhw.build import load_build
     from snnhw.report import build_report, write_report
     from snnhw.targets.emu.emulator import quantize_input
 
     g, _ = load_build(build)
-    x = load_array(input)
+    x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)
     with out.status("simulating and plotting"):
         rep, ctx = build_report(build, x, str(input))

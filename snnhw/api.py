@@ -1,0 +1,250 @@
+"""Build spiking networks in Python, without training, and run them bit-accurately (Brian2-style).
+
+    net = Network(dt=1e-3)                                  # seconds per timestep
+    inp = net.input(100)                                    # 100 spike sources
+    pop = net.lif(200, tau=20e-3, threshold=1.0)            # leaky integrate-and-fire neurons
+    net.connect(inp, pop, random_weights(100, 200, p=0.1, weight=0.4, seed=0))
+    mon = net.monitor(pop, state=True)
+    result = net.run(poisson_spikes(np.full(100, 20.0), steps=500, dt=1e-3, seed=0), target="emu")
+    mon.spikes, mon.voltage, mon.t                          # [T, N] 0/1, [T, N] threshold units, [T] s
+
+Units: time in seconds (``dt``, ``tau``, ``Result.t``); rates in Hz; the membrane potential is
+dimensionless, in the unit of ``threshold`` (a weight ``w`` adds ``w`` to the membrane per input
+spike when ``alpha = 0``). The network becomes the float IR (:mod:`snnhw.ir`), is compiled for the
+chosen target description by :func:`snnhw.compiler.pipeline.compile_graph` (quantization, the
+target's timing and feature checks) and runs in the bit-accurate emulator, whose results every
+backend reproduces bit for bit (``snnhw verify`` checks that).
+
+The IR gives every population one feed-forward synapse (from the input or an earlier population)
+plus at most one recurrent synapse from itself: a second ``connect`` to the same population is
+refused with an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snnhw.errors import SnnhwError
+from snnhw.ir import LIF, Dense, Graph, Input
+
+RESETS = ("zero", "subtract", "none")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A handle on the input or a population: ``name`` (unique), ``size`` (neurons), ``kind``."""
+
+    name: str
+    size: int
+    kind: str
+
+
+@dataclass
+class Monitor:
+    """What :meth:`Network.run` records for one population; filled in place by each run.
+
+    spikes: ``[T, N]`` (``[T, B, N]`` for batched input) float32 0/1. voltage / current: same shape,
+    membrane and synaptic current in threshold units (only with ``state=True``). t: ``[T]`` seconds.
+    """
+
+    group: Group
+    state: bool = False
+    spikes: np.ndarray | None = None
+    voltage: np.ndarray | None = None
+    current: np.ndarray | None = None
+    t: np.ndarray | None = None
+
+
+@dataclass
+class Result:
+    """One run: per monitored population name, ``spikes``/``voltage``/``current`` as in :class:`Monitor`;
+    ``t`` in seconds; ``overflow`` events of the fixed-point run; ``graph`` the IR that ran."""
+
+    t: np.ndarray
+    spikes: dict = field(default_factory=dict)
+    voltage: dict = field(default_factory=dict)
+    current: dict = field(default_factory=dict)
+    overflow: dict = field(default_factory=dict)
+    graph: Graph | None = None
+
+
+def poisson_spikes(rates_hz, steps: int, dt: float, seed: int = 0) -> np.ndarray:
+    """Independent Poisson spike trains ``[steps, N]`` (float32 0/1): P(spike per step) = rate · dt.
+
+    rates_hz: one rate per source (Hz); every ``rate · dt`` must be at most 1. dt: seconds per step.
+    """
+    p = np.asarray(rates_hz, np.float64) * dt
+    if p.ndim != 1 or np.any(p < 0) or np.any(p > 1) or not np.all(np.isfinite(p)):
+        raise SnnhwError(f"poisson_spikes: rates must be a 1-D array with 0 <= rate*dt <= 1 (dt = {dt} s)")
+    return (np.random.default_rng(seed).random((steps, p.size)) < p).astype(np.float32)
+
+
+def random_weights(n_pre: int, n_post: int, p: float, weight: float, seed: int = 0) -> np.ndarray:
+    """A random connectivity matrix ``(n_post, n_pre)``: each synapse exists with probability ``p``
+    and has ``weight`` (threshold units per spike); absent synapses are 0."""
+    if not 0 <= p <= 1:
+        raise SnnhwError(f"random_weights: p must be in [0, 1], got {p}")
+    mask = np.random.default_rng(seed).random((n_post, n_pre)) < p
+    return (mask * np.float32(weight)).astype(np.float32)
+
+
+class Network:
+    """A network under construction. dt: seconds per timestep (beta = exp(-dt/tau) for ``tau``)."""
+
+    def __init__(self, dt: float = 1e-3):
+        if not dt > 0:
+            raise SnnhwError(f"dt must be > 0 seconds, got {dt}")
+        self.dt = float(dt)
+        self._input: Group | None = None
+        self._pops: dict[str, LIF] = {}
+        self._synapses: dict[str, Dense] = {}  # population name -> its feed-forward synapse
+        self._monitors: list[Monitor] = []
+
+    # ------------------------------------------------------------------ building
+    def input(self, n: int, kind: str = "spikes", name: str = "input") -> Group:
+        """The network input: ``n`` channels. kind: ``spikes`` (0/1 per step) or ``graded`` (analog
+        values, quantized to the target's input bits)."""
+        if self._input is not None:
+            raise SnnhwError("the network already has an input; the IR has one input node")
+        if kind not in ("spikes", "graded"):
+            raise SnnhwError(f"input kind {kind!r}: expected 'spikes' or 'graded'")
+        self._input = Group(name, _positive(n, "input size"), kind)
+        return self._input
+
+    def lif(self, n: int, beta: float | None = None, tau: float | None = None, threshold: float = 1.0,
+            alpha: float = 0.0, reset: str = "zero", reset_timing: str = "immediate", bias: float = 0.0,
+            name: str | None = None) -> Group:
+        """A population of ``n`` LIF neurons (docs/semantics.md): per step ``u = alpha·u + input``,
+        ``v = beta·v + u + bias``, spike when ``v > threshold``, then reset.
+
+        beta: membrane decay per step (0..1), or tau: membrane time constant in seconds
+        (beta = exp(-dt/tau)); give exactly one. alpha: synaptic current decay per step (0 = no
+        synaptic current). threshold and bias: threshold units (bias is added every step).
+        reset: ``zero``, ``subtract`` or ``none``; reset_timing: ``immediate`` (in the spike step)
+        or ``delayed`` (next step, snntorch's default). Loihi needs zero/immediate.
+        """
+        if (beta is None) == (tau is None):
+            raise SnnhwError("lif: give exactly one of beta (per step) or tau (seconds)")
+        if tau is not None:
+            if not tau > 0:
+                raise SnnhwError(f"lif: tau must be > 0 seconds, got {tau}")
+            beta = float(np.exp(-self.dt / tau))
+        for what, value in (("beta", beta), ("alpha", alpha)):
+            if not 0 <= value <= 1:
+                raise SnnhwError(f"lif: {what} must be in [0, 1], got {value}")
+        if not threshold > 0:
+            raise SnnhwError(f"lif: threshold must be > 0, got {threshold}")
+        if reset not in RESETS or reset_timing not in ("immediate", "delayed"):
+            raise SnnhwError(f"lif: reset must be one of {RESETS} and reset_timing 'immediate' or 'delayed'")
+        name = name or f"lif{len(self._pops) + 1}"
+        if name in self._pops or (self._input and name == self._input.name):
+            raise SnnhwError(f"lif: the name {name!r} is taken")
+        scalar = lambda v: np.asarray(v, np.float32).reshape(())
+        self._pops[name] = LIF(name, "", (_positive(n, "population size"),), scalar(alpha), scalar(beta),
+                               scalar(threshold), scalar(bias), reset, reset_timing)
+        return Group(name, n, "lif")
+
+    def connect(self, pre: Group, post: Group, weight, bias=None) -> None:
+        """Synapses from ``pre`` to population ``post``: ``weight`` is ``(post.size, pre.size)``
+        (as torch.nn.Linear; threshold units per spike); ``bias`` ``(post.size,)`` is added every step.
+
+        ``pre`` is the input or a population created before ``post``; ``pre is post`` makes the
+        recurrent synapse (one step delay). Each population takes one of each.
+        """
+        if post.kind != "lif" or post.name not in self._pops:
+            raise SnnhwError(f"connect: the target {post.name!r} is not a population of this network")
+        w = np.asarray(weight, np.float32)
+        if w.shape != (post.size, pre.size) or not np.all(np.isfinite(w)):
+            raise SnnhwError(f"connect {pre.name} -> {post.name}: weight must be finite with shape "
+                             f"({post.size}, {pre.size}) = (post, pre), got {w.shape}")
+        b = None if bias is None else np.asarray(bias, np.float32).reshape(post.size)
+        pop = self._pops[post.name]
+        if pre == post:
+            if pop.rec_weight is not None:
+                raise SnnhwError(f"connect: {post.name} already has its recurrent synapse (one per population)")
+            pop.rec_weight, pop.rec_bias = w, b
+            return
+        if post.name in self._synapses:
+            raise SnnhwError(f"connect: {post.name} already has an input synapse (from "
+                             f"{self._synapses[post.name].input}); the IR allows one feed-forward synapse per "
+                             "population: merge the sources into one input or one earlier population")
+        order = list(self._pops)
+        if not (pre == self._input or (pre.name in self._pops and order.index(pre.name) < order.index(post.name))):
+            raise SnnhwError(f"connect: {pre.name} must be the input or a population created before {post.name}")
+        self._synapses[post.name] = Dense(f"{post.name}.syn", pre.name, w, b)
+
+    def monitor(self, group: Group, state: bool = False) -> Monitor:
+        """Record the spikes of ``group`` (and its voltage and current with ``state=True``) in every run."""
+        if group.name not in self._pops:
+            raise SnnhwError(f"monitor: {group.name!r} is not a population of this network")
+        mon = Monitor(group, state)
+        self._monitors.append(mon)
+        return mon
+
+    # ------------------------------------------------------------------ compiling and running
+    def graph(self) -> Graph:
+        """The float IR of the network (validated)."""
+        if self._input is None or not self._pops:
+            raise SnnhwError("the network needs an input and at least one population")
+        nodes = [Input(self._input.name, (self._input.size,))]
+        for name, pop in self._pops.items():
+            if name not in self._synapses:
+                raise SnnhwError(f"population {name} has no input synapse; connect something to it")
+            syn = self._synapses[name]
+            pop.input = syn.name
+            nodes += [syn, pop]
+        return Graph(nodes, kind="float", dt=self.dt, meta={"frontend": "snnhw.api"}).validate()
+
+    def compile(self, target: str = "emu", x_max: float = 1.0) -> Graph:
+        """The fixed IR for ``target`` (a name from ``snnhw targets``). x_max: largest |input| (graded input)."""
+        from snnhw.compiler.pipeline import CompileOptions, compile_graph
+        from snnhw.targets import load as load_target
+        tgt = load_target(target)
+        bits = 1 if self._input.kind == "spikes" else tgt.numerics.input_bits
+        return compile_graph(self.graph(), tgt, CompileOptions(input_bits=bits, input_max=x_max))
+
+    def run(self, x, target: str | None = "emu") -> Result:
+        """Run on input ``x`` ``[T, N]`` (or ``[T, B, N]``): spikes for a ``spikes`` input, values for ``graded``.
+
+        target: compile for that target and run its fixed-point IR in the emulator; the spikes of a
+        target with synapse delays (loihi) are shifted back so step ``t`` answers input step ``t``.
+        ``None`` runs the float IR (float32, no quantization) for comparison.
+        """
+        from snnhw.compiler.timing import arrival
+        from snnhw.targets.emu.emulator import Emulator
+        if self._input is None:
+            raise SnnhwError("the network needs an input")
+        x = np.asarray(x, np.float32)
+        single = x.ndim == 2
+        xb = x[:, None] if single else x
+        if xb.ndim != 3 or xb.shape[2] != self._input.size:
+            raise SnnhwError(f"run: input must be [T, {self._input.size}] or [T, B, {self._input.size}], "
+                             f"got {x.shape}")
+        if target is None:
+            g = self.graph()
+        else:
+            g = self.compile(target, float(np.abs(xb).max()) or 1.0)
+        shift = arrival(g)
+        pad = max(shift.values())
+        xp = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)]) if pad else xb
+        run = Emulator(g).run(xp, record_state=any(m.state for m in self._monitors))
+        T = xb.shape[0]
+        res = Result(t=np.arange(T) * self.dt, overflow=run.overflow, graph=g)
+        for mon in self._monitors:
+            name, d = mon.group.name, shift[mon.group.name]
+            unit = 1.0 if g.kind == "float" else g.node(name).format.state_scale
+            cut = lambda a, scale: (a[d:d + T] * scale).astype(np.float32)[:, 0] if single else \
+                (a[d:d + T] * scale).astype(np.float32)
+            res.spikes[name] = mon.spikes = cut(run.spikes[name], 1.0)
+            if mon.state:
+                res.voltage[name] = mon.voltage = cut(run.voltage[name], unit)
+                res.current[name] = mon.current = cut(run.current[name], unit)
+            mon.t = res.t
+        return res
+
+
+def _positive(n, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise SnnhwError(f"{what} must be a positive integer, got {n!r}")
+    return int(n)
