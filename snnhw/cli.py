@@ -201,7 +201,8 @@ def run(
         raise SnnhwError("--extra-steps must be >= 0")
     if pad:
         x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    res = backend_of(tgt).run(g, x, record_state=record_state, build_dir=Path(build))
+    with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name}"):
+        res = backend_of(tgt).run(g, x, record_state=record_state, build_dir=Path(build))
     arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
     arrays["output"] = arrays[g.output.name]
     for name, v in res.voltage.items():
