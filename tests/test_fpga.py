@@ -131,24 +131,6 @@ def _fmt():
     return NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
 
 
-def test_overflow_rules_fire_in_the_random_networks():
-    """The random-network strategy reaches every overflow rule (surveyed on 200 examples; the RTL
-    property test runs 40 of them, and test_every_overflow_rule_in_rtl pins each rule down)."""
-    seen = set()
-
-    @settings(max_examples=200, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(fpga_networks())
-    def collect(case):
-        g, x = case
-        for d in emulate(g, x).overflow.values():
-            seen.update(k for k, v in d.items() if v)
-
-    collect()
-    for key in ("acc_saturate", "acc_wrap", "acc_wrap_once", "current_wrap_once", "voltage_saturate"):
-        assert key in seen, f"no {key} event in the random networks: {sorted(seen)}"
-
-
 def test_conv_unrolled_into_dense_matches_emulator():
     rng = np.random.default_rng(3)
     acc = StateFormat(17, "saturate")
