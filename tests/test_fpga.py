@@ -154,8 +154,8 @@ def test_conv_unrolled_into_dense_matches_emulator():
 
 
 def _small_compiled():
-    torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
+    import torch
     from snnhw.compiler.pipeline import CompileOptions, compile_graph
     from snnhw.frontends.snntorch_trace import to_ir
     torch.manual_seed(1)
@@ -198,8 +198,8 @@ def test_compiled_network_runs_through_the_backend():
 @pytest.mark.slow
 def test_snntorch_tutorial_784_1000_10(tmp_path, monkeypatch):
     """The snntorch tutorial network compiles, simulates (Verilator) equal to the emulator, and lints."""
-    torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
+    import torch
     from snnhw.compiler.pipeline import CompileOptions, compile_graph
     from snnhw.frontends.snntorch_trace import to_ir
     torch.manual_seed(0)
