@@ -60,13 +60,7 @@ def _bias_problems(g: Graph, n: LIF, t: TargetDescription) -> list[str]:
     num = t.numerics
     total = np.broadcast_to(n.bias, n.shape).astype(np.int64)
     if not t.features.current_bias:
-        src = g.node(n.input)
-        shift = n.format.input_shift
-        if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
-            b = src.bias.astype(np.int64)
-            total = total + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << shift)
-        if n.rec_bias is not None:
-            total = total + (n.rec_bias.astype(np.int64).reshape(n.shape) << shift)
+        total = total + g.synapse_bias(n)
     out = []
     big = int(np.abs(total).max()) if total.size else 0
     if big > num.bias_max:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Graph
 from snnhw.targets.description import TargetDescription
 
 
@@ -29,16 +29,9 @@ class Core:
     fan_in: int
 
 
-def _synapse(g: Graph, pop: LIF):
-    n = g.node(pop.input)
-    while isinstance(n, (Pool2d, Flatten)):
-        n = g.node(n.input)
-    return n if isinstance(n, (Dense, Conv2d)) else None
-
-
 def fan_in(g: Graph, pop: LIF) -> int:
     """Synapses per neuron of ``pop`` (feed-forward plus recurrent)."""
-    syn = _synapse(g, pop)
+    syn, _ = g.feeding_synapse(pop.input)
     k = 0
     if isinstance(syn, Dense):
         k = syn.weight.shape[1]

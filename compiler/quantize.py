@@ -77,7 +77,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             out_exp[n.name] = _exp_for(float(np.abs(n.weight).max()) * scale[n.input], wmax)
             scale = _scales(g, scale[g.input.name], out_exp)
     for pop in g.neurons:  # threshold range and recurrent weights of the population fed
-        syn, factor = _chain(g, pop.input)
+        syn, factor = g.feeding_synapse(pop.input)
         if syn is not None:
             out_exp[syn.name] = min(out_exp[syn.name], _pop_exp(pop, syn, factor, num, wmax),
                                     _range_exp(ranges.get(pop.name) if ranges else None, factor, num))
@@ -118,17 +118,6 @@ def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:
         else:
             scale[n.name] = 1.0
     return scale
-
-
-def _chain(g: Graph, name: str):
-    """The Dense/Conv producing ``name`` through pooling/flatten, and the pooling factor between."""
-    factor = 1.0
-    n = g.node(name)
-    while isinstance(n, (Pool2d, Flatten)):
-        if isinstance(n, Pool2d) and n.mode == "avg":
-            factor /= n.kernel[0] * n.kernel[1]
-        n = g.node(n.input)
-    return (n if isinstance(n, (Dense, Conv2d)) else None), factor
 
 
 def _pop_exp(pop: LIF, syn, factor: float, num, wmax) -> int:

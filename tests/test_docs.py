@@ -66,8 +66,8 @@ def test_cli_reference_is_current():
 
 
 def test_mkdocs_build_strict(tmp_path):
-    if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("mkdocs is not installed: add mkdocs to the [dev] extra in pyproject.toml")
+    assert shutil.which("mkdocs", path=str(Path(sys.executable).parent)), \
+        "mkdocs is missing from the venv: it is in the [dev] extra, run `make install`"
     mkdocs = Path(sys.executable).parent / "mkdocs"
     proc = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

@@ -257,7 +257,6 @@ def to_ir(model: nn.Module, input_shape: tuple, name: str = "model") -> Graph:
         raise SnnhwError("the model's forward called no layer")
     nodes = [Input(INPUT, tuple(int(d) for d in input_shape))]
     shapes = {INPUT: tuple(input_shape)}
-    used = {INPUT}
     for lname, m, src, in_shape, out_shape in calls:
         if src.endswith(":state"):
             raise UnsupportedError(f"layer {lname} reads the membrane/current of {src[:-6]}; only spikes travel "

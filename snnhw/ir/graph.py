@@ -52,6 +52,30 @@ class Graph:
         """The last neuron population: the network's output layer."""
         return self.neurons[-1]
 
+    def feeding_synapse(self, name: str):
+        """The Dense/Conv2d whose output reaches ``name`` through pooling/flatten (None if the input
+        does), and the factor average pooling applies on the way (1/window per avg pool)."""
+        factor = 1.0
+        n = self.node(name)
+        while isinstance(n, (Pool2d, Flatten)):
+            if isinstance(n, Pool2d) and n.mode == "avg":
+                factor /= n.kernel[0] * n.kernel[1]
+            n = self.node(n.input)
+        return (n if isinstance(n, (Dense, Conv2d)) else None), factor
+
+    def synapse_bias(self, pop: LIF) -> np.ndarray:
+        """Biases of the synapses feeding ``pop`` (its dense/conv and its recurrent dense), per neuron,
+        in state units (``bias << input_shift``); fixed IR only."""
+        bias = np.zeros(pop.shape, np.int64)
+        src = self.node(pop.input)
+        shift = pop.format.input_shift
+        if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
+            b = src.bias.astype(np.int64)
+            bias = bias + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << shift)
+        if pop.rec_bias is not None:
+            bias = bias + (pop.rec_bias.astype(np.int64).reshape(pop.shape) << shift)
+        return bias
+
     def validate(self) -> "Graph":
         """Check structure, shapes, enums and parameter types; raise InvalidFileError on any defect."""
         _validate(self)

@@ -8,7 +8,7 @@ Shapes are per sample (no time or batch axis). Tensors flowing between nodes are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d, StateFormat
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d, StateFormat
 
 EXACT_F32 = 1 << 24
 EXACT_F64 = 1 << 53

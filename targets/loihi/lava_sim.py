@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph
 from snnhw.targets.loihi import lava_compat
 
 BIAS_MANT_MAX = 4095  # 13-bit signed mantissa
@@ -50,25 +50,13 @@ def conv_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
 
 
-def synapse_bias(g: Graph, pop: LIF) -> np.ndarray:
-    """Synapse biases reaching ``pop`` (dense and recurrent), in state units.
-
-    In the IR they enter the current u; Lava has no current bias, so for a population without
-    current memory (alpha == 0, where u is just this step's input) they move to the LIF's voltage
-    bias, which gives the same v and spikes. The reported u adds them back (IR terms)."""
-    bias = np.zeros(pop.shape, np.int64)
-    src = g.node(pop.input)
-    if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
-        b = src.bias.astype(np.int64)
-        bias = bias + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << pop.format.input_shift)
-    if pop.rec_bias is not None:
-        bias = bias + (pop.rec_bias.astype(np.int64).reshape(pop.shape) << pop.format.input_shift)
-    return bias
-
-
 def lif_bias(g: Graph, pop: LIF) -> np.ndarray:
-    """Lava's voltage bias in state units: the population's own plus the folded synapse biases."""
-    return np.broadcast_to(pop.bias, pop.shape).astype(np.int64) + synapse_bias(g, pop)
+    """Lava's voltage bias in state units: the population's own plus the synapse biases.
+
+    In the IR synapse biases enter the current u; Lava has no current bias, so for a population
+    without current memory (alpha == 0, where u is just this step's input) they move to the LIF's
+    voltage bias, which gives the same v and spikes. The reported u adds them back (IR terms)."""
+    return np.broadcast_to(pop.bias, pop.shape).astype(np.int64) + g.synapse_bias(pop)
 
 
 def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict | None = None) -> dict:
@@ -147,7 +135,7 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
             src.stop()
     if record_state:
         for p in g.neurons:
-            out["current"][p.name] += synapse_bias(g, p)
+            out["current"][p.name] += g.synapse_bias(p)
     return {k: v for k, v in out.items() if k == "spikes" or record_state}
 
 
