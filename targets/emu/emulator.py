@@ -15,63 +15,15 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d, StateFormat
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.semantics import RunResult, apply_overflow, decay, quantize_input
 
 EXACT_F32 = 1 << 24
 EXACT_F64 = 1 << 53
-
-
-@dataclass
-class RunResult:
-    """What a run produced.
-
-    spikes: per population ``[T, B, *shape]`` int8 (0/1).
-    current / voltage: per population ``[T, B, *shape]`` u and v at the end of each step (state
-    units, int64; float32 for the float IR); only when ``record_state`` was asked for.
-    overflow: per node, event counts keyed ``<register>_<rule>`` (e.g. ``voltage_saturate``); an
-    event is one (step, sample, neuron) whose value the overflow rule changed.
-    """
-
-    spikes: dict = field(default_factory=dict)
-    current: dict = field(default_factory=dict)
-    voltage: dict = field(default_factory=dict)
-    overflow: dict = field(default_factory=dict)
-
-    def count(self, node: str, key: str, n: int):
-        if n:
-            d = self.overflow.setdefault(node, {})
-            d[key] = d.get(key, 0) + int(n)
-
-    @property
-    def total_overflow(self) -> int:
-        return sum(sum(d.values()) for d in self.overflow.values())
-
-
-# ----------------------------------------------------------------------------- integer helpers
-def apply_overflow(x: np.ndarray, fmt: StateFormat) -> tuple[np.ndarray, int]:
-    """Apply ``fmt``'s overflow rule to integer-valued ``x``; return the result and the number of changed values."""
-    half = float(1 << (fmt.bits - 1))
-    lo, hi = {"saturate": (1 - half, half - 1), "wrap": (-half, half - 1), "wrap_once": (1 - half, half)}[fmt.overflow]
-    if x.size == 0 or (x.min() >= lo and x.max() <= hi):
-        return x, 0  # the common case: nothing to do
-    if fmt.overflow == "saturate":
-        out = np.clip(x, lo, hi)
-    elif fmt.overflow == "wrap":
-        out = np.mod(x + half, 2 * half) - half
-    else:  # wrap_once: one correction, keeping (-half, half]
-        out = np.where(x > half, x - 2 * half, np.where(x <= -half, x + 2 * half, x))
-    return out, int(np.count_nonzero(out != x))
-
-
-def decay(x: np.ndarray, q, bits: int, rounding: str) -> np.ndarray:
-    """``x * q / 2^bits`` rounded toward zero (Lava) or down (floor); exact for |x*q| < 2^53."""
-    p = np.multiply(x, np.asarray(q, np.float64) * (2.0 ** -bits), dtype=np.float64)
-    return np.floor(p, out=p) if rounding == "floor" else np.trunc(p, out=p)
 
 
 def _int_matmul(x: np.ndarray, wt: np.ndarray, bound: float) -> np.ndarray:
@@ -270,37 +222,6 @@ class _Population:
 
 
 # ----------------------------------------------------------------------------- the run
-def quantize_input(g: Graph, x: np.ndarray, res: RunResult | None = None) -> np.ndarray:
-    """Apply the Input node's semantics to user data ``[T, B, *shape]`` (docs/semantics.md §Input).
-
-    Fixed IR: returns the integer input values as floats (float32 while they are below 2^24)."""
-    inp = g.input
-    x = np.asarray(x)
-    if x.ndim != len(inp.shape) + 2 or tuple(x.shape[2:]) != tuple(inp.shape):
-        raise SnnhwError(f"input has shape {tuple(x.shape)}; this network takes [T, B, "
-                         f"{', '.join(map(str, inp.shape))}] (timesteps, batch, then the input shape)")
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        raise SnnhwError(f"input has shape {tuple(x.shape)}: it needs at least one timestep and one sample")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise SnnhwError(f"input has dtype {x.dtype}; give numbers (spikes 0/1 or analog values)")
-    if g.kind == "fixed" and inp.bits == 1:
-        # every nonzero value is 1 (this also rejects NaN and Inf)
-        if np.count_nonzero(x) != np.count_nonzero(x == 1):
-            raise SnnhwError("this network was compiled for binary spike input, but the input has values "
-                             "other than 0 and 1; encode it as spikes first, or recompile with --input-kind graded")
-        return x.astype(np.float32, copy=False)
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        raise SnnhwError("input contains NaN or Inf values")
-    if g.kind == "float":
-        return x.astype(np.float32)
-    q = np.round(x.astype(np.float64) / inp.scale)
-    hi = (1 << (inp.bits - 1)) - 1
-    out = np.clip(q, -hi, hi)
-    if res is not None:
-        res.count(inp.name, "input_saturate", int(np.count_nonzero(out != q)))
-    return out.astype(np.float32) if hi < EXACT_F32 else out
-
-
 class Emulator:
     """A graph prepared for repeated runs (weights transposed and bounded once)."""
 

@@ -15,6 +15,7 @@ import numpy as np
 from snnhw.errors import UnsupportedError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
 from snnhw.targets.description import TargetDescription
+from snnhw.semantics import overflow as ov
 from snnhw.targets.fpga import widths as wd
 
 
@@ -233,24 +234,24 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
     # value ranges (docs/semantics.md order) -> exact widths; refuse wrap_once growth
     row_sum = int(np.abs(weight).sum(axis=1).max()) * x_max if weight.size else 0
     bias_max = int(np.abs(bias).max()) if bias is not None else 0
-    a_max = wd.rule_bound(syn.acc, row_sum + bias_max)
+    a_max = ov.rule_bound(syn.acc, row_sum + bias_max)
     rec_sum = rec_bias_max = 0
     if rec_w is not None:
         rec_sum = int(np.abs(rec_w).sum(axis=1).max()) if rec_w.size else 0
         rec_bias_max = int(np.abs(pop.rec_bias).max()) if pop.rec_bias is not None else 0
-        a_max += wd.rule_bound(pop.rec_acc, rec_sum + rec_bias_max)
-    u_keep = wd.stored_bound(f.current)
+        a_max += ov.rule_bound(pop.rec_acc, rec_sum + rec_bias_max)
+    u_keep = ov.stored_bound(f.current)
     u_pre = u_keep + (a_max << f.input_shift)
-    if f.current.overflow == "wrap_once" and not wd.wrap_once_closed(f.current, u_pre):
+    if f.current.overflow == "wrap_once" and not ov.wrap_once_closed(f.current, u_pre):
         raise UnsupportedError(
             f"layer {pop.name}: the synaptic input (up to {a_max} << {f.input_shift}) can push the "
             f"{f.current.bits}-bit wrap_once current beyond one correction, so it would grow without bound; "
             "use a narrower accumulator or a saturate/wrap current")
-    u_max = wd.rule_bound(f.current, u_pre)
+    u_max = ov.rule_bound(f.current, u_pre)
     thr_max = int(np.max(pop.threshold))
-    v_keep = wd.stored_bound(f.voltage)
+    v_keep = ov.stored_bound(f.voltage)
     v_pre = v_keep + u_max + int(np.max(np.abs(pop.bias))) + thr_max
-    if f.voltage.overflow == "wrap_once" and not wd.wrap_once_closed(f.voltage, v_pre):
+    if f.voltage.overflow == "wrap_once" and not ov.wrap_once_closed(f.voltage, v_pre):
         raise UnsupportedError(
             f"layer {pop.name}: the {f.voltage.bits}-bit wrap_once voltage can leave its range after one "
             "correction (current, bias and threshold are too large for it); use a saturate/wrap voltage")
@@ -259,10 +260,10 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
              "voltage_reset": (f.voltage, v_reset)}
     if rec_w is not None:
         sites["rec_acc"] = (pop.rec_acc, rec_sum + rec_bias_max)
-    rules = {k: fmt if wd.rule_needed(fmt, bound) else None for k, (fmt, bound) in sites.items()}
+    rules = {k: fmt if ov.rule_needed(fmt, bound) else None for k, (fmt, bound) in sites.items()}
     calc_max = max([row_sum + bias_max, rec_sum + rec_bias_max, u_pre, v_pre + thr_max,
                     u_keep << f.decay_bits, v_keep << f.decay_bits, thr_max << 1]
-                   + [2 * wd.half(fmt) for fmt in rules.values() if fmt is not None])
+                   + [2 * ov.half(fmt) for fmt in rules.values() if fmt is not None])
     return CorePlan(
         id=cid, name=pop.name, module=f"lif_core_{cid}", size=size, index_bits=wd.index_bits(size),
         source=src, delay=int(syn.delay), weights=weight, weight_bits=wd.signed_bits(int(np.abs(weight).max(initial=0))),

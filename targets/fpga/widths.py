@@ -24,36 +24,6 @@ def index_bits(count: int) -> int:
     return max(1, (int(count) - 1).bit_length())
 
 
-def half(fmt: StateFormat) -> int:
-    """2^(bits-1) of a register format."""
-    return 1 << (fmt.bits - 1)
-
-
-def rule_bound(fmt: StateFormat, max_abs: int) -> int:
-    """Largest |value| after applying ``fmt``'s overflow rule to values with |x| <= max_abs."""
-    h = half(fmt)
-    if fmt.overflow == "saturate":
-        return min(max_abs, h - 1)
-    if fmt.overflow == "wrap":
-        return min(max_abs, h)
-    return max_abs if max_abs <= h else max(h, max_abs - 2 * h)  # wrap_once: one correction
-
-
-def rule_needed(fmt: StateFormat, max_abs: int) -> bool:
-    """Whether some |x| <= max_abs lies outside the rule's range (every rule keeps |x| < 2^(b-1))."""
-    return max_abs >= half(fmt)
-
-
-def wrap_once_closed(fmt: StateFormat, max_abs: int) -> bool:
-    """True if one wrap_once correction brings every |x| <= max_abs back into (-2^(b-1), 2^(b-1)]."""
-    return max_abs <= 3 * half(fmt) - 1
-
-
 def stored_bits(fmt: StateFormat) -> int:
     """Width of the stored register: wrap_once keeps +2^(b-1), which needs one more bit."""
     return fmt.bits + (1 if fmt.overflow == "wrap_once" else 0)
-
-
-def stored_bound(fmt: StateFormat) -> int:
-    """Largest |value| a register holds after its rule (given its input was in the closed range)."""
-    return half(fmt) if fmt.overflow != "saturate" else half(fmt) - 1
