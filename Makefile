@@ -6,9 +6,9 @@ STAMP := $(VENV)/.snnhw-installed
 
 .PHONY: install system-deps demo test docs clean
 
-# Debian packages: RTL tools for the fpga target, Chromium to test the HTML report as a person sees it.
-DEBIAN_PACKAGES := iverilog verilator yosys chromium
-DEBIAN_TOOLS := iverilog verilator yosys chromium
+# Debian packages: RTL tools for the fpga target (simulation, lint, synthesis, iCE40 place and route), Chromium to test the HTML report as a person sees it.
+DEBIAN_PACKAGES := iverilog verilator yosys nextpnr-ice40 fpga-icestorm chromium
+DEBIAN_TOOLS := iverilog verilator yosys nextpnr-ice40 icepack chromium
 
 install: system-deps $(STAMP)
 

@@ -55,7 +55,9 @@ def emit(graph: Graph, build_dir: Path, synthesize: bool | None = None) -> list[
     write_report(report, build_dir / REPORT)
     for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report
         scratch.unlink()
-    return [f"{RTL_DIR}/{n}" for n in names] + [REPORT]
+    bitstreams = sorted(p["bitstream"] for p in report.get("place_and_route", {}).values()
+                        if isinstance(p, dict) and p.get("fits"))
+    return [f"{RTL_DIR}/{n}" for n in names] + [REPORT] + bitstreams
 
 
 def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = None) -> RunResult:

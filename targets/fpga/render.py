@@ -70,6 +70,7 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
         if c.has_rec:
             files[f"{c.module}_rec_weights.mem"] = hex_words(c.rec_weights.reshape(-1), c.rec_weight_bits)
     files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
+    files[f"{plan.top}_board.v"] = env.get_template("pnr_top.v.j2").render(plan=plan)
     files[TESTBENCH] = env.get_template("tb.v.j2").render(plan=plan)
     return files
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from snnhw.targets.fpga.plan import DesignPlan
+from snnhw.targets.fpga.pnr import place_and_route_all
 from snnhw.targets.fpga.render import design_sources
 from snnhw.targets.fpga.tools import run_tool
 
@@ -133,9 +134,24 @@ def build_report(plan: DesignPlan, rtl_dir: Path, hardware: dict, synth: bool, s
         synthesis = {flow: synthesize(plan, rtl_dir, flow) for flow in FLOWS}
         report["synthesis"] = {"tool": tool_version("yosys", rtl_dir), **synthesis}
         report["devices"] = device_fit(synthesis, hardware.get("devices", []))
+        report["place_and_route"] = place_and_route_all(plan, rtl_dir, hardware.get("devices", []),
+                                                        report["devices"], rtl_dir.parent)
+        report["cycles"]["at_achieved_fmax"] = _rates_at_fmax(report["cycles"], report["place_and_route"])
     else:
         report["synthesis"] = skip_reason
     return report
+
+
+def _rates_at_fmax(cycles: dict, placed: dict) -> dict:
+    """Timestep rates at each placed device's achieved Fmax (instead of the assumed clock)."""
+    out = {}
+    for name, p in placed.items():
+        if isinstance(p, dict) and p.get("fits"):
+            hz = p["fmax_mhz"] * 1e6
+            out[name] = {"fmax_mhz": p["fmax_mhz"],
+                         "steps_per_s_no_events": round(hz / cycles["cycles_per_step_no_events"], 1),
+                         "steps_per_s_all_active": round(hz / cycles["cycles_per_step_all_active"], 1)}
+    return out
 
 
 def write_report(report: dict, path: Path) -> None:

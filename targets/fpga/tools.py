@@ -16,7 +16,7 @@ def require(tool: str) -> str:
     """Path of ``tool`` on PATH, or a clear error saying how to install it."""
     path = shutil.which(tool)
     if path is None:
-        raise SnnhwError(f"the fpga target needs `{tool}` on PATH (Debian: apt-get install iverilog verilator yosys)")
+        raise SnnhwError(f"the fpga target needs `{tool}` on PATH (Debian: apt-get install iverilog verilator yosys nextpnr-ice40 fpga-icestorm, or `make install`)")
     return path
 
 

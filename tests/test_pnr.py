@@ -1,0 +1,62 @@
+"""Place and route of generated designs with the open iCE40 flow (yosys, nextpnr-ice40, icepack)."""
+from __future__ import annotations
+
+import numpy as np
+
+from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat, StateFormat
+from snnhw.targets.description import load
+from snnhw.targets.fpga.plan import build_plan
+from snnhw.targets.fpga.pnr import NO_OPEN_FLOW, place_and_route, place_and_route_all
+from snnhw.targets.fpga.render import write_design
+
+ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice TN1248)
+
+
+def _design(tmp_path, n_in=16, hidden=12):
+    fmt = NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
+    rng = np.random.default_rng(0)
+    lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
+                                   "zero", "immediate", format=fmt)
+    g = Graph([Input("in", (n_in,), 1, 1.0),
+               Dense("fc1", "in", rng.integers(-127, 128, (hidden, n_in)), acc=StateFormat(17, "saturate")),
+               lif("lif1", "fc1", hidden),
+               Dense("fc2", "lif1", rng.integers(-127, 128, (4, hidden)), acc=StateFormat(17, "saturate")),
+               lif("lif2", "fc2", 4)], kind="fixed", target="fpga").validate()
+    plan = build_plan(g, load("fpga"))
+    write_design(plan, tmp_path / "rtl")
+    return plan
+
+
+def _up5k():
+    return next(d for d in load("fpga").raw["hardware"]["devices"] if d.get("place_and_route"))
+
+
+def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
+    plan = _design(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "a")
+    second = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "b")
+    assert first == second and first["fits"]
+    assert 1.0 < first["fmax_mhz"] < 500.0
+    assert first["utilization"]["ICESTORM_LC"]["used"] > 50
+    assert first["utilization"]["ICESTORM_RAM"]["used"] >= 1, "weights must be in block RAM"
+    bits = (tmp_path / "a" / first["bitstream"]).read_bytes()
+    assert ICE40_SYNC in bits[:64], "not an iCE40 bitstream"
+    assert bits == (tmp_path / "b" / first["bitstream"]).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "rtl").iterdir() if p.name.startswith("pnr")) == [], "scratch left"
+
+
+def test_a_design_larger_than_the_device_is_reported_not_placed(tmp_path):
+    plan = _design(tmp_path)
+    tiny = {**_up5k(), "name": "iCE40 LP384", "part": "lp384", "package": "qn32"}  # 384 cells, no block RAM
+    res = place_and_route(plan, tmp_path / "rtl", tiny, tmp_path)
+    assert res["fits"] is False and res["reason"]
+    assert not list(tmp_path.glob("*.bin"))
+
+
+def test_devices_without_an_open_flow_get_synthesis_only(tmp_path):
+    devices = [d for d in load("fpga").raw["hardware"]["devices"] if "place_and_route" not in d]
+    assert devices, "the Xilinx devices have no open place-and-route flow"
+    fits = [{"device": d["name"], "fits": True} for d in devices]
+    assert place_and_route_all(None, tmp_path, devices, fits, tmp_path) == {d["name"]: NO_OPEN_FLOW for d in devices}
