@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from snnhw.targets.fpga.plan import DesignPlan
-from snnhw.targets.fpga.pnr import place_and_route_all
+from snnhw.targets.fpga.pnr import board_top, place_and_route_all
 from snnhw.targets.fpga.render import design_sources
 from snnhw.targets.fpga.tools import run_tool
 
@@ -64,8 +64,10 @@ def tool_version(tool: str, rtl_dir: Path) -> str:
 
 
 def lint(plan: DesignPlan, rtl_dir: Path) -> dict:
-    """``verilator --lint-only -Wall`` on the synthesizable sources; clean means no message at all."""
-    res = run_tool(["verilator", "--lint-only", "-Wall", "--top-module", plan.top, *design_sources(plan)],
+    """``verilator --lint-only -Wall`` on the synthesizable sources under the board top (which
+    instantiates ``plan.top``); clean means no message at all."""
+    top = board_top(plan)
+    res = run_tool(["verilator", "--lint-only", "-Wall", "--top-module", top, *design_sources(plan), f"{top}.v"],
                    rtl_dir, LINT_TIMEOUT_S, "verilator lint", check=False)
     messages = [ln for ln in res.stderr.splitlines() if ln.startswith("%")]
     return {"tool": tool_version("verilator", rtl_dir), "command": "verilator --lint-only -Wall",
