@@ -54,10 +54,23 @@ def passes_for(target: TargetDescription) -> list[Pass]:
     return [*PASSES, *lowered, LEGALIZE]
 
 
-def compile_graph(g: Graph, target: TargetDescription, options: CompileOptions,
-                  on_pass: Callable[[Pass, Graph], None] | None = None) -> Graph:
+def compile_stages(g: Graph, target: TargetDescription, options: CompileOptions,
+                   on_pass: Callable[[Pass, Graph], None] | None = None) -> tuple[Graph, Graph]:
+    """(the fixed IR after the generic passes, the final fixed IR after the target's lowering).
+
+    The first is what the quantization report describes (its nodes correspond one to one with the
+    float IR's); the second is what the build holds and every backend runs."""
+    quantized = None
     for p in passes_for(target):
         g = p.run(g, target, options)
+        if p is PASSES[-1]:
+            quantized = g
         if on_pass:
             on_pass(p, g)
-    return g
+    return quantized, g
+
+
+def compile_graph(g: Graph, target: TargetDescription, options: CompileOptions,
+                  on_pass: Callable[[Pass, Graph], None] | None = None) -> Graph:
+    """The fixed IR of ``g`` for ``target`` (see :func:`compile_stages`)."""
+    return compile_stages(g, target, options, on_pass)[1]

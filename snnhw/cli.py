@@ -116,14 +116,14 @@ def _compile_into(directory: Path, float_g, tgt, opts, kind: str, verbose: bool 
     """Compile ``float_g`` for ``tgt`` and write the build into ``directory``; (fixed IR, mapping, backend)."""
     from snnhw import build as b
     from snnhw.compiler.mapping import map_graph
-    from snnhw.compiler.pipeline import compile_graph
+    from snnhw.compiler.pipeline import compile_stages
     from snnhw.compiler.quant_report import quantization_report
     from snnhw.deploy import write_build
 
-    fixed = compile_graph(float_g, tgt, opts,
-                          on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
+    quantized, fixed = compile_stages(float_g, tgt, opts,
+                                      on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
     mapping = map_graph(fixed, tgt)
-    reports = {"quantization.json": quantization_report(float_g, fixed, opts.calibration)}
+    reports = {"quantization.json": quantization_report(float_g, quantized, opts.calibration)}
     if mapping is not None:
         reports[b.MAPPING] = mapping
     backend = write_build(directory, fixed, float_g, reports, {"input_kind": kind})
