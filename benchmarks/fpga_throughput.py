@@ -38,8 +38,9 @@ import digits_mlp  # noqa: E402
 from snnhw.compiler.pipeline import CompileOptions, compile_graph  # noqa: E402
 from snnhw.frontends.snntorch_trace import to_ir  # noqa: E402
 from snnhw.targets import load  # noqa: E402
-from snnhw.targets.emu.emulator import Emulator, quantize_input  # noqa: E402
-from snnhw.targets.fpga import backend  # noqa: E402
+from snnhw.semantics import quantize_input  # noqa: E402
+from snnhw.targets.emu.emulator import Emulator  # noqa: E402
+from snnhw.targets.fpga.backend import BACKEND  # noqa: E402
 from snnhw.targets.fpga.simulate import simulate  # noqa: E402
 
 PEERS = (
@@ -49,10 +50,11 @@ PEERS = (
 )
 
 
-def measured_cycles(graph, x: np.ndarray) -> np.ndarray:
-    """Cycles per image the RTL reports: sum over steps of (step pulse to ready) + streamed input events."""
+def measured_cycles(graph, build: Path, x: np.ndarray) -> np.ndarray:
+    """Cycles per image the RTL of ``build`` reports: sum over steps of (step pulse to ready) + streamed
+    input events."""
     x_int = quantize_input(graph, x).astype(np.int64)
-    sim = simulate(backend.plan_for(graph), x_int)
+    sim = simulate(BACKEND.plan(graph), sorted((build / "rtl").iterdir()), x_int)
     ref = Emulator(graph).run(x)
     for k, s in sim.spikes.items():
         if not np.array_equal(s, ref.spikes[k].reshape(s.shape)):
@@ -84,9 +86,9 @@ def main():
     g = compile_graph(to_ir(net, (64,)), load("fpga"), CompileOptions(input_bits=8, input_max=float(np.abs(x).max())))
     acc = digits_mlp.accuracy(Emulator(g).run(x).spikes[g.output.name], y_test)
     with tempfile.TemporaryDirectory() as tmp:
-        backend.emit(g, Path(tmp), synthesize=True)
+        BACKEND.emit(g, Path(tmp), synthesize=True)
         report = json.loads((Path(tmp) / "fpga_report.json").read_text())
-    cycles = float(measured_cycles(g, x[:, : args.images]).mean())
+        cycles = float(measured_cycles(g, Path(tmp), x[:, : args.images]).mean())
     rows.append(row("digits 64-100-10, 25 steps", report, cycles, acc))
     if args.tutorial:
         import snntorch as snn
@@ -97,9 +99,9 @@ def main():
         gt = compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions())
         xt = (np.random.default_rng(0).random((25, 2, 784)) < 0.15).astype(np.int8)
         with tempfile.TemporaryDirectory() as tmp:
-            backend.emit(gt, Path(tmp), synthesize=True)
+            BACKEND.emit(gt, Path(tmp), synthesize=True)
             rep_t = json.loads((Path(tmp) / "fpga_report.json").read_text())
-        rows.append(row("784-1000-10, 25 steps", rep_t, float(measured_cycles(gt, xt).mean()), None))
+            rows.append(row("784-1000-10, 25 steps", rep_t, float(measured_cycles(gt, Path(tmp), xt).mean()), None))
     head = ("network", "device", "Fmax MHz", "iCE40 LUT/FF/BRAM/DSP", "cycles/image", "images/s", "accuracy")
     print(" | ".join(head))
     for r in rows:

@@ -14,7 +14,9 @@ for fpga) and rate-coded input spikes, prints:
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import snntorch as snn
@@ -24,8 +26,10 @@ from torch import nn
 from snnhw.compiler.pipeline import CompileOptions, compile_graph
 from snnhw.frontends.snntorch_trace import to_ir
 from snnhw.targets import load
-from snnhw.targets.emu.emulator import Emulator, quantize_input
-from snnhw.targets.fpga.backend import plan_for
+from snnhw.semantics import quantize_input
+from snnhw.targets.emu.emulator import Emulator
+from snnhw.targets.fpga.backend import BACKEND
+from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.simulate import simulate
 
 SIZES = ((100, 64, 10), (784, 1000, 10))
@@ -69,10 +73,12 @@ def main():
         g = compile_graph(to_ir(network(sizes), (sizes[0],)), load("fpga"), CompileOptions())
         x = (np.random.default_rng(0).random((args.steps, args.batch, sizes[0])) < INPUT_RATE).astype(np.int8)
         x_int = quantize_input(g, x).astype(np.int64)
-        plan = plan_for(g)
-        t0 = time.perf_counter()
-        sim = simulate(plan, x_int, simulator=args.simulator)
-        t_sim = time.perf_counter() - t0
+        plan = BACKEND.plan(g)
+        with tempfile.TemporaryDirectory() as rtl:
+            files = [Path(rtl) / f for f in write_design(plan, Path(rtl))]
+            t0 = time.perf_counter()
+            sim = simulate(plan, files, x_int, simulator=args.simulator)
+            t_sim = time.perf_counter() - t0
         emu = Emulator(g)
         t0 = time.perf_counter()
         ref = emu.run(x)

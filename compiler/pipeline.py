@@ -1,6 +1,8 @@
-"""The compiler pipeline: passes in a fixed order, each a function from IR to IR.
+"""The compiler pipeline: the generic passes in a fixed order, then the target's lowering passes,
+then a final legalization; each pass is a function from IR to IR.
 
-``snnhw compile -v`` lists them. Passes learn about the target only from its description.
+``snnhw compile -v`` lists them. Passes learn about the target only from its description; a target
+names its lowering passes in ``[target].lowering`` (registered in :mod:`snnhw.compiler.lowering`).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Callable
 from snnhw.ir import Graph
 from snnhw.compiler.calibrate import state_ranges
 from snnhw.compiler.legalize import legalize
+from snnhw.compiler.lowering import lowering_passes
 from snnhw.compiler.quantize import quantize
 from snnhw.compiler.timing import apply_target_delays
 from snnhw.targets.description import TargetDescription
@@ -39,15 +42,35 @@ PASSES = (
                                   None if o.calibration is None else state_ranges(g, o.calibration))),
     Pass("timing", "set every synapse's delay to the target's hardware delay",
          lambda g, t, o: apply_target_delays(g, t)),
-    Pass("legalize", "check the fixed IR against the target's bit widths and features",
-         lambda g, t, o: legalize(g, t)),
 )
+LEGALIZE = Pass("legalize", "check the fixed IR against the target's bit widths and features",
+                lambda g, t, o: legalize(g, t))
+
+
+def passes_for(target: TargetDescription) -> list[Pass]:
+    """The generic passes, then the lowering passes ``target`` names, then legalization."""
+    lowered = [Pass(p.name, f"({target.name} lowering) {p.doc}", lambda g, t, o, run=p.run: run(g))
+               for p in lowering_passes(target.lowering)]
+    return [*PASSES, *lowered, LEGALIZE]
+
+
+def compile_stages(g: Graph, target: TargetDescription, options: CompileOptions,
+                   on_pass: Callable[[Pass, Graph], None] | None = None) -> tuple[Graph, Graph]:
+    """(the fixed IR after the generic passes, the final fixed IR after the target's lowering).
+
+    The first is what the quantization report describes (its nodes correspond one to one with the
+    float IR's); the second is what the build holds and every backend runs."""
+    quantized = None
+    for p in passes_for(target):
+        g = p.run(g, target, options)
+        if p is PASSES[-1]:
+            quantized = g
+        if on_pass:
+            on_pass(p, g)
+    return quantized, g
 
 
 def compile_graph(g: Graph, target: TargetDescription, options: CompileOptions,
                   on_pass: Callable[[Pass, Graph], None] | None = None) -> Graph:
-    for p in PASSES:
-        g = p.run(g, target, options)
-        if on_pass:
-            on_pass(p, g)
-    return g
+    """The fixed IR of ``g`` for ``target`` (see :func:`compile_stages`)."""
+    return compile_stages(g, target, options, on_pass)[1]

@@ -11,7 +11,6 @@ presented character, columns: output neuron), which should be largest on the dia
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from deploy import compile_options, train_bptt  # noqa: E402
 
 from snnhw.compiler.pipeline import compile_graph  # noqa: E402
 from snnhw.compiler.timing import arrival  # noqa: E402
+from snnhw.deploy import run_graph  # noqa: E402
 from snnhw.frontends.snntorch_trace import to_ir  # noqa: E402
 from snnhw.targets import load as load_target  # noqa: E402
 
@@ -80,7 +80,7 @@ def spike_counts(net: nn.Module, steps: int, target: str) -> np.ndarray:
     fixed = compile_graph(to_ir(net, (15,)), tgt, compile_options(x, target))
     d = arrival(fixed)[fixed.output.name]
     xp = np.concatenate([x, np.zeros((d, *x.shape[1:]), np.float32)])
-    return importlib.import_module(tgt.backend).run(fixed, xp).spikes[fixed.output.name][d:].sum(0)
+    return run_graph(fixed, xp).spikes[fixed.output.name][d:].sum(0)
 
 
 def main(argv=None) -> dict:

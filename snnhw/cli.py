@@ -4,9 +4,9 @@ Every user error prints one line ``error: ...`` on stderr and exits with code 2 
 """
 from __future__ import annotations
 
-import importlib
 import json
 import sys
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -69,10 +69,6 @@ def _parse_shape(text: str | None) -> tuple | None:
     return shape
 
 
-def backend_of(target):
-    return importlib.import_module(target.backend)
-
-
 @app.command()
 def compile(
     model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
@@ -93,11 +89,8 @@ def compile(
     """Compile MODEL for a target into a build directory."""
     from snnhw import build as b
     from snnhw.arrays import load_array
-    from snnhw.compiler.mapping import map_graph
-    from snnhw.compiler.pipeline import PASSES, compile_graph
-    from snnhw.compiler.quant_report import quantization_report
+    from snnhw.compiler.pipeline import passes_for
     from snnhw.frontends import load_model
-    from snnhw.ir import save
     from snnhw.targets import load as load_target
 
     tgt = load_target(target)
@@ -106,28 +99,35 @@ def compile(
     opts, kind = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
                                   "--calib")
     if verbose:
-        out.print(f"passes: {' -> '.join(p.name for p in PASSES)}")
-    fixed = compile_graph(float_g, tgt, opts,
-                          on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
-    mapping = map_graph(fixed, tgt)
+        out.print(f"passes: {' -> '.join(p.name for p in passes_for(tgt))}")
     with b.atomic_dir(output) as tmp:
-        save(float_g, tmp / b.FLOAT_IR)
-        save(fixed, tmp / b.FIXED_IR)
-        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, opts.calibration))
-        backend = backend_of(tgt)
-        files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
-        if mapping is not None:
-            b.write_json(tmp / b.MAPPING, mapping)
-            files.append(b.MAPPING)
-        b.write_manifest(tmp, fixed, files, {"input_kind": kind})
+        fixed, mapping, backend = _compile_into(tmp, float_g, tgt, opts, kind, verbose)
     _print_layers(fixed)
     if mapping is not None:
         m = mapping["summary"]
         out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
-    for note in getattr(backend, "notes", lambda g: [])(fixed):
+    for note in backend.notes(fixed):
         out.print(f"note: {note}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
+
+
+def _compile_into(directory: Path, float_g, tgt, opts, kind: str, verbose: bool = False):
+    """Compile ``float_g`` for ``tgt`` and write the build into ``directory``; (fixed IR, mapping, backend)."""
+    from snnhw import build as b
+    from snnhw.compiler.mapping import map_graph
+    from snnhw.compiler.pipeline import compile_stages
+    from snnhw.compiler.quant_report import quantization_report
+    from snnhw.deploy import write_build
+
+    quantized, fixed = compile_stages(float_g, tgt, opts,
+                                      on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
+    mapping = map_graph(fixed, tgt)
+    reports = {"quantization.json": quantization_report(float_g, quantized, opts.calibration)}
+    if mapping is not None:
+        reports[b.MAPPING] = mapping
+    backend = write_build(directory, fixed, float_g, reports, {"input_kind": kind})
+    return fixed, mapping, backend
 
 
 def _check_shape(x, g, what: str):
@@ -184,25 +184,32 @@ def run(
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
+    retarget: bool = typer.Option(False, help="if --target differs from the build's target: recompile the build's "
+                                  "float IR (float.onnx) for it into a temporary build and run that"),
 ):
     """Run a build on an input array; store every layer's spikes."""
     from snnhw.arrays import save_npz
     from snnhw.build import load_build
-    from snnhw.compiler.timing import latency
+    from snnhw.semantics import latency, pad_steps, quantize_input
     from snnhw.targets import load as load_target
-    from snnhw.targets.emu.emulator import quantize_input
+    from snnhw.targets.contract import backend_for
 
     g, manifest = load_build(build)
     tgt = load_target(target or manifest["target"])
     x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)  # validates shape and values before any backend starts
-    pad = latency(g) if extra_steps is None else extra_steps
-    if pad < 0:
-        raise SnnhwError("--extra-steps must be >= 0")
-    if pad:
-        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name}"):
-        res = backend_of(tgt).run(g, x, record_state=record_state, build_dir=Path(build))
+    with tempfile.TemporaryDirectory(prefix="snnhw-retarget-") as tmp:
+        if retarget and tgt.name != g.target:
+            g = _retarget(build, manifest, tgt, Path(tmp))
+            build = Path(tmp)
+        backend = backend_for(tgt)
+        backend.check(g)  # refuses a build made for another target before any work (one line, with the remedy)
+        pad = latency(g) if extra_steps is None else extra_steps
+        if pad < 0:
+            raise SnnhwError("--extra-steps must be >= 0")
+        x = pad_steps(x, pad)
+        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name}"):
+            res = backend.run(Path(build), x, record_state=record_state)
     arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
     arrays["output"] = arrays[g.output.name]
     for name, v in res.voltage.items():
@@ -210,14 +217,15 @@ def run(
     for name, u in res.current.items():
         arrays[f"{name}.current"] = u
     save_npz(output, arrays)
-    summary = {"target": tgt.name, "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
+    summary = {"target": tgt.name, "build_target": manifest["target"], "retargeted": g.target != manifest["target"],
+               "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
                "spikes": {k: int(v.sum()) for k, v in res.spikes.items()}, "overflow": res.overflow,
-               "output_file": str(output)}
+               "overflow_source": res.overflow_source, "output_file": str(output)}
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
     t = Table(title=f"run on {tgt.name}: {summary['timesteps']} steps x {summary['batch']} samples")
-    for col in ("layer", "neurons", "spikes", "spikes/neuron/step", "overflow events"):
+    for col in ("layer", "neurons", "spikes", "spikes/neuron/step", f"overflow events ({res.overflow_source})"):
         t.add_column(col)
     for n in g.neurons:
         s = res.spikes[n.name]
@@ -227,8 +235,27 @@ def run(
     out.print(t)
     other = {k: v for k, v in res.overflow.items() if k not in {n.name for n in g.neurons}}
     for k, v in other.items():
-        out.print(f"[yellow]overflow[/] in {k}: {v}")
+        out.print(f"[yellow]overflow[/] in {k}: {v} ({res.overflow_source})")
     out.print(f"wrote {output}")
+
+
+def _retarget(build: Path, manifest: dict, tgt, directory: Path):
+    """Recompile the build's hash-checked float.onnx for ``tgt`` into ``directory``; return its fixed IR.
+
+    The input keeps the build's kind, bits and scale; the build's --calib data and --weight-bits are
+    not stored, so the state ranges are uncalibrated and weights use the target's width (said on screen)."""
+    from snnhw.build import FLOAT_IR, load_build
+    from snnhw.compiler.pipeline import CompileOptions
+    float_g, _ = load_build(build, FLOAT_IR)
+    inp = manifest["input"]
+    bits = int(inp["bits"])
+    x_max = float(inp["scale"]) * ((1 << (bits - 1)) - 1) if bits > 1 else 1.0
+    opts = CompileOptions(input_bits=bits, input_max=x_max)
+    fixed, _, _ = _compile_into(directory, float_g, tgt, opts, manifest.get("input_kind", "spikes"))
+    err.print(f"retargeted: recompiled {build}/{FLOAT_IR} (a {manifest['target']} build) for {tgt.name} into a "
+              "temporary build, without the build's calibration data and with the target's weight width; "
+              f"running that build, not {build}", markup=False, soft_wrap=True)
+    return fixed
 
 
 @app.command()
@@ -338,7 +365,7 @@ def report(
     """Spike counts, synaptic operations, energy and plots of a build on an input."""
     from snnhw.build import load_build
     from snnhw.report import build_report, write_report
-    from snnhw.targets.emu.emulator import quantize_input
+    from snnhw.semantics import quantize_input
 
     g, _ = load_build(build)
     x = _load_input(input, encode, steps, seed)
@@ -368,8 +395,10 @@ def report(
 @app.command()
 def inspect(build: Path = typer.Argument(..., help="build directory"),
             as_json: bool = typer.Option(False, "--json", help="print as JSON")):
-    """Show a build: target, input, layers and their fixed-point parameters."""
+    """Show a build: target, input, layers, their fixed-point parameters and the backend's notes."""
     from snnhw.build import load_build
+    from snnhw.targets import load as load_target
+    from snnhw.targets.contract import backend_for
     g, manifest = load_build(build)
     if as_json:
         from snnhw.ir import LIF
@@ -388,6 +417,8 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
               f"input {manifest['input']['shape']} ({manifest.get('input_kind', '?')})")
     _print_layers(g)
     out.print("files: " + ", ".join(sorted(manifest["files"])))
+    for note in backend_for(load_target(manifest["target"])).notes(g):
+        out.print(f"note: {note}")
 
 
 @app.command()

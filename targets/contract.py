@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from snnhw.build import FIXED_IR, MANIFEST, load_build, read_manifest, sha256
+from snnhw.errors import InvalidFileError, UnsupportedError
 from snnhw.ir import Graph
 from snnhw.semantics import RunResult
 from snnhw.targets.description import TargetDescription
@@ -53,3 +55,34 @@ class Backend(Protocol):
 def backend_for(target: TargetDescription) -> Backend:
     """The ``BACKEND`` object of the module ``[target].backend`` names."""
     return importlib.import_module(target.backend).BACKEND
+
+
+def refuse_foreign_build(graph: Graph, target: TargetDescription) -> None:
+    """Refuse (one line: reason and remedy) a fixed IR compiled for another target than ``target``."""
+    if graph.kind != "fixed":
+        raise UnsupportedError(f"{target.name} runs a fixed IR; compile the model for {target.name} first")
+    if graph.target != target.name:
+        raise UnsupportedError(
+            f"this build was compiled for {graph.target}, not {target.name}, and {target.name} runs only its own "
+            f"builds; run it with --target {graph.target}, or add --retarget to recompile its float IR for "
+            f"{target.name}")
+
+
+def load_fixed(build_dir: Path) -> Graph:
+    """The build's fixed IR (``model.onnx``), checked against its hash in the manifest."""
+    return load_build(build_dir, FIXED_IR)[0]
+
+
+def verified_file(build_dir: Path, relative: str) -> Path:
+    """Path of the build artifact ``relative``, after checking its bytes against the manifest's hash;
+    a missing, unlisted or modified file is refused with one line."""
+    path = Path(build_dir) / relative
+    want = read_manifest(build_dir)["files"].get(relative)
+    if want is None:
+        raise InvalidFileError(f"{path} is not listed in {MANIFEST}; the build is incomplete, recompile it")
+    if not path.is_file():
+        raise InvalidFileError(f"{path} is missing; recompile the build")
+    if sha256(path) != want:
+        raise InvalidFileError(f"{path} does not match its hash in {MANIFEST} (modified or corrupt); "
+                               "recompile the build")
+    return path

@@ -88,6 +88,7 @@ class TargetDescription:
     energy: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+    lowering: tuple = ()  # names of the target's lowering passes (snnhw.compiler.lowering), run in order
 
 
 def _fmt(d: dict, key: str) -> StateFormat:
@@ -122,7 +123,8 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
                 raise ValueError("chip.mesh must multiply to cores_per_chip")
         energy = {k: float(v) for k, v in data.get("energy", {}).items()}
         return TargetDescription(str(t["name"]), str(t["summary"]), str(t["backend"]), numerics, features,
-                                 chip, energy, dict(data.get("sources", {})), data)
+                                 chip, energy, dict(data.get("sources", {})), data,
+                                 tuple(str(p) for p in t.get("lowering", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise SnnhwError(f"{where}: missing or malformed field {exc}") from None
 

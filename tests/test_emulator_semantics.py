@@ -10,7 +10,8 @@ from torch import nn
 
 from snnhw.frontends.snntorch_trace import to_ir
 from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat, StateFormat
-from snnhw.targets.emu.emulator import apply_overflow, decay, run
+from snnhw.semantics import apply_overflow, decay
+from snnhw.targets.emu.emulator import run
 
 
 def test_decay_rounding_toward_zero_and_floor():

@@ -11,14 +11,36 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from snnhw.build import sha256
+from snnhw.compiler.lowering import conv_to_dense
+from snnhw.deploy import run_graph, write_build
 from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
+from snnhw.semantics import quantize_input
 from snnhw.targets.description import load
-from snnhw.targets.emu.emulator import quantize_input, run as emulate
-from snnhw.targets.fpga import backend
+from snnhw.targets.emu.emulator import run as emulate
+from snnhw.targets.fpga import backend as fpga_backend
+from snnhw.targets.fpga.backend import BACKEND
+from snnhw.targets.fpga.plan import build_plan
 from snnhw.targets.fpga.report import lint, step_cycles
 from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.simulate import simulate
+
+
+@pytest.fixture(autouse=True)
+def _no_synthesis(monkeypatch):
+    """Builds in these tests skip yosys (test_emit_* asks for it explicitly)."""
+    monkeypatch.setenv("SNNHW_FPGA_SYNTH", "0")
+
+
+def _simulate(plan, x_int, rtl_dir, **kw):
+    """Write ``plan``'s design into ``rtl_dir`` and simulate those files."""
+    return simulate(plan, [rtl_dir / f for f in write_design(plan, rtl_dir)], x_int, **kw)
+
+
+def _without_input(overflow: dict, g: Graph) -> dict:
+    """Overflow counts of the registers (input saturation happens on the host, before the RTL)."""
+    return {k: v for k, v in overflow.items() if k != g.input.name}
 
 RULES = ["saturate", "wrap", "wrap_once"]
 
@@ -93,38 +115,75 @@ def _events(g: Graph, x_int, spikes, plan):
 def test_rtl_equals_emulator(tmp_path_factory, case):
     g, x = case
     ref = emulate(g, x, record_state=True)
-    plan = backend.plan_for(g)
+    plan = BACKEND.plan(g)
     x_int = quantize_input(g, x).astype(np.int64)
-    sim = simulate(plan, x_int, trace=True, simulator="icarus")
+    rtl = tmp_path_factory.mktemp("rtl")
+    sim = _simulate(plan, x_int, rtl, trace=True, simulator="icarus")
     for name in ref.spikes:
         np.testing.assert_array_equal(sim.spikes[name], ref.spikes[name], err_msg=f"spikes of {name}")
         np.testing.assert_array_equal(sim.voltage[name], ref.voltage[name], err_msg=f"voltage of {name}")
         np.testing.assert_array_equal(sim.current[name], ref.current[name], err_msg=f"current of {name}")
+    assert sim.overflow == _without_input(ref.overflow, g), "RTL overflow counters vs the emulator's counts"
     events = _events(g, x_int, ref.spikes, plan)
     expected = [[step_cycles(plan, *events(t, b)) for t in range(x.shape[0])] for b in range(x.shape[1])]
     np.testing.assert_array_equal(sim.cycles, np.array(expected), err_msg="cycles per step (report formula)")
-    rtl = tmp_path_factory.mktemp("rtl")
-    write_design(plan, rtl)
     result = lint(plan, rtl)
     assert result["clean"], result["messages"]
 
 
-def test_every_overflow_rule_in_rtl():
-    """One network per register rule, driven into overflow: the RTL equals the emulator exactly."""
+def test_every_overflow_rule_in_rtl(tmp_path):
+    """One network per register rule, driven past its range in the accumulator, the current and the
+    voltage: the RTL equals the emulator exactly, and the RTL's own overflow counters (testbench
+    counting the design's rule flags) equal the emulator's counts, which are nonzero."""
     rng = np.random.default_rng(7)
     for rule in ("saturate", "wrap", "wrap_once"):
         cur = StateFormat(10, rule)
-        fmt = NeuronFormat(12, "floor", 0, cur, StateFormat(12, rule if rule != "wrap_once" else "saturate"), 1.0)
+        volt = StateFormat(12, rule if rule != "wrap_once" else "saturate")
+        fmt = NeuronFormat(12, "floor", 0, cur, volt, 1.0)
         acc = StateFormat(9, "saturate" if rule == "wrap_once" else rule)
         g = Graph([Input("in", (4,), 8, 1.0), Dense("fc", "in", rng.integers(60, 127, (3, 4)), None, 0, acc),
                    LIF("l", "fc", (3,), np.array(4096), np.array(4000), np.array(900), np.array(5), "subtract",
-                       "delayed", format=fmt)], kind="fixed").validate()
+                       "delayed", format=fmt)], kind="fixed", target="fpga").validate()
         x = rng.integers(0, 127, (12, 2, 4))
         ref = emulate(g, x, record_state=True)
         assert ref.overflow["l"].get(f"current_{rule}", 0) > 0, (rule, ref.overflow)
-        sim = simulate(backend.plan_for(g), quantize_input(g, x).astype(np.int64), trace=True, simulator="icarus")
+        assert ref.overflow["fc"].get(f"acc_{acc.overflow}", 0) > 0, (rule, ref.overflow)
+        sim = _simulate(BACKEND.plan(g), quantize_input(g, x).astype(np.int64), tmp_path / rule, trace=True,
+                        simulator="icarus")
         for kind in ("spikes", "voltage", "current"):
             np.testing.assert_array_equal(getattr(sim, kind)["l"], getattr(ref, kind)["l"], err_msg=f"{rule} {kind}")
+        assert sim.overflow == ref.overflow, rule
+    volt_rules = {"saturate", "wrap"}  # (a wrap_once voltage is refused by the plan unless far from its range)
+    for rule in volt_rules:
+        fmt = NeuronFormat(12, "toward_zero", 0, StateFormat(16, "saturate"), StateFormat(10, rule), 1.0)
+        g = Graph([Input("in", (3,), 1, 1.0), Dense("fc", "in", np.full((2, 3), 100), None, 0, StateFormat(12, "saturate")),
+                   LIF("l", "fc", (2,), np.array(0), np.array(4096), np.array(500), np.array(0), "none", "immediate",
+                       format=fmt)], kind="fixed", target="fpga").validate()
+        x = np.ones((8, 2, 3), np.int64)
+        ref = emulate(g, x)
+        assert ref.overflow["l"].get(f"voltage_{rule}", 0) > 0, (rule, ref.overflow)
+        sim = _simulate(BACKEND.plan(g), x, tmp_path / f"v_{rule}", simulator="icarus")
+        assert sim.overflow == ref.overflow, rule
+
+
+def test_no_overflow_near_the_range_counts_zero_on_both(tmp_path):
+    """A network whose voltage comes within 3% of its 12-bit range without leaving it: the RTL has the
+    voltage counter (the ranges cannot rule the rule out) and it counts 0, as the emulator does."""
+    fmt = NeuronFormat(12, "toward_zero", 0, StateFormat(16, "saturate"), StateFormat(12, "saturate"), 1.0)
+    g = Graph([Input("in", (2,), 1, 1.0), Dense("fc", "in", np.array([[20, 20], [13, 17]]), None, 0,
+                                                   StateFormat(12, "saturate")),
+               LIF("l", "fc", (2,), np.array(0), np.array(4096), np.array(2000), np.array(0), "zero", "immediate",
+                   format=fmt)], kind="fixed", target="fpga").validate()
+    x = np.ones((120, 2, 2), np.int64)
+    plan = BACKEND.plan(g)
+    assert "voltage" in [site for site, *_ in plan.cores[0].counters]
+    ref = emulate(g, x, record_state=True)
+    sim = _simulate(plan, x, tmp_path, trace=True, simulator="icarus")
+    np.testing.assert_array_equal(sim.voltage["l"], ref.voltage["l"])
+    top = 2047  # the 12-bit saturate range
+    assert 0.97 * top <= int(np.abs(sim.voltage["l"]).max()) < top, "the network must come close to the range"
+    assert int(ref.spikes["l"].sum()) > 0
+    assert ref.overflow == {} and sim.overflow == {}
 
 
 def _fmt():
@@ -145,11 +204,19 @@ def test_conv_unrolled_into_dense_matches_emulator():
                  format=_fmt())]
     g = Graph(nodes, kind="fixed", target="fpga").validate()
     x = rng.integers(0, 2, (6, 2, 1, 5, 5))
-    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
-    assert res.spikes["lif0"].shape == (6, 2, *conv.shape)
+    lowered = conv_to_dense(g)
+    assert not any(isinstance(n, Conv2d) for n in lowered.nodes)
+    with pytest.raises(UnsupportedError, match="layer conv: Conv2d reaches the fpga plan unlowered"):
+        BACKEND.plan(g)
+    ref, low = emulate(g, x, record_state=True), emulate(lowered, x, record_state=True)
+    res = run_graph(lowered, x, record_state=True)
+    assert res.spikes["lif0"].shape == (6, 2, int(np.prod(conv.shape)))
     for name in ("lif0", "out"):
-        np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
-        np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
+        for kind in ("spikes", "voltage", "current"):  # lowered == unlowered on the emulator, RTL == lowered
+            a, b, c = (getattr(r, kind)[name] for r in (ref, low, res))
+            np.testing.assert_array_equal(b, a.reshape(b.shape), err_msg=f"lowered vs unlowered {kind} {name}")
+            np.testing.assert_array_equal(c, b, err_msg=f"RTL vs lowered {kind} {name}")
+    assert res.overflow == low.overflow == ref.overflow
     assert int(ref.spikes["lif0"].sum()) > 0
 
 
@@ -166,7 +233,7 @@ def _small_compiled():
 
 def test_emit_writes_deterministic_rtl_and_a_synthesis_report(tmp_path):
     g = _small_compiled()
-    files = backend.emit(g, tmp_path / "a", synthesize=True)
+    files = BACKEND.emit(g, tmp_path / "a", synthesize=True)
     assert "fpga_report.json" in files and "rtl/snn_top.v" in files and "rtl/tb.v" in files
     assert any(f.endswith(".mem") for f in files)
     report = json.loads((tmp_path / "a" / "fpga_report.json").read_text())
@@ -179,20 +246,61 @@ def test_emit_writes_deterministic_rtl_and_a_synthesis_report(tmp_path):
     assert 50 < ice40["lut"] < 5000 and 20 < xilinx["lut"] < 5000
     assert {d["device"] for d in report["devices"]} >= {"iCE40 UP5K", "Artix-7 XC7A100T"}
     assert report["cycles"]["cycles_per_step_no_events"] < report["cycles"]["cycles_per_step_all_active"]
-    files_b = backend.emit(g, tmp_path / "b", synthesize=True)
+    files_b = BACKEND.emit(g, tmp_path / "b", synthesize=True)
     assert files == files_b
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f"{f} differs between runs"
 
 
-def test_compiled_network_runs_through_the_backend():
+def _build(g: Graph, directory) -> "Path":
+    directory.mkdir()
+    write_build(directory, g)
+    return directory
+
+
+def test_compiled_network_runs_through_the_backend(tmp_path):
     g = _small_compiled()
     x = np.random.default_rng(0).integers(0, 2, (8, 3, 20))
-    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
+    res, ref = BACKEND.run(_build(g, tmp_path / "b"), x, record_state=True), emulate(g, x, record_state=True)
     for name in ref.spikes:
         np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
         np.testing.assert_array_equal(res.current[name], ref.current[name])
-    assert res.overflow == ref.overflow
+    assert res.overflow_source == "rtl counters" and res.overflow == ref.overflow
+
+
+def test_run_simulates_the_emitted_files_byte_for_byte(tmp_path, monkeypatch):
+    """What runs is what was emitted: the files the simulator read hash equal to build/rtl (and the
+    manifest); a modified file is refused with one line; a modified file whose manifest hash is
+    updated too is what runs (its changed comparator changes the spikes)."""
+    g = _small_compiled()
+    build = _build(g, tmp_path / "b")
+    x = np.random.default_rng(1).integers(0, 2, (8, 2, 20))
+    read, real = [], fpga_backend.simulate
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        read.append(out.sources)
+        return out
+    monkeypatch.setattr(fpga_backend, "simulate", spy)
+    ref = emulate(g, x)
+    res = BACKEND.run(build, x)
+    on_disk = {p.name: sha256(p) for p in sorted((build / "rtl").iterdir())}
+    manifest = json.loads((build / "manifest.json").read_text())["files"]
+    assert read[0] == on_disk == {k[4:]: v for k, v in manifest.items() if k.startswith("rtl/")}
+    assert {"snn_top.v", "tb.v", "lif_core_0.v", "lif_core_0_weights.mem"} <= set(read[0])
+    np.testing.assert_array_equal(res.spikes[g.output.name], ref.spikes[g.output.name])
+    core = build / "rtl" / "lif_core_1.v"
+    text = core.read_text()
+    assert text.count("wire spike = v_limited > threshold;") == 1
+    core.write_text(text.replace("wire spike = v_limited > threshold;", "wire spike = v_limited < threshold;"))
+    with pytest.raises(SnnhwError, match="lif_core_1.v does not match its hash") as err:
+        BACKEND.run(build, x)
+    assert "\n" not in str(err.value)
+    manifest["rtl/lif_core_1.v"] = sha256(core)
+    (build / "manifest.json").write_text(json.dumps({**json.loads((build / "manifest.json").read_text()),
+                                                     "files": manifest}))
+    broken = BACKEND.run(build, x)
+    assert not np.array_equal(broken.spikes[g.output.name], ref.spikes[g.output.name])
 
 
 @pytest.mark.slow
@@ -207,14 +315,14 @@ def test_snntorch_tutorial_784_1000_10(tmp_path, monkeypatch):
                               torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
     g = compile_graph(to_ir(net, (784,)), load("fpga"), CompileOptions())
     x = (np.random.default_rng(0).random((3, 1, 784)) < 0.15).astype(np.int8)
-    res, ref = backend.run(g, x, record_state=True), emulate(g, x, record_state=True)
+    monkeypatch.delenv("SNNHW_FPGA_SYNTH", raising=False)
+    build = _build(g, tmp_path / "b")
+    res, ref = BACKEND.run(build, x, record_state=True), emulate(g, x, record_state=True)
     for name in ref.spikes:
         np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
         np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
     assert int(ref.spikes[g.neurons[0].name].sum()) > 0
-    monkeypatch.delenv("SNNHW_FPGA_SYNTH", raising=False)
-    backend.emit(g, tmp_path)
-    report = json.loads((tmp_path / "fpga_report.json").read_text())
+    report = json.loads((build / "fpga_report.json").read_text())
     assert report["lint"]["clean"], report["lint"]["messages"]
     assert report["synthesis"].startswith("skipped: 794000 weights")
     assert report["cycles"]["cycles_per_step_all_active"] == 1000 * (784 + 4) + 2 + 10 * (1000 + 4) + 2 + 2
@@ -228,35 +336,36 @@ def test_refusals_name_the_layer():
             Pool2d("pool", "lif0", (1, 4, 4), (2, 2), (2, 2)), Flatten("flat", "pool", (1, 2, 2)),
             Dense("fc", "flat", np.ones((2, 4), np.int64), acc=acc),
             LIF("out", "fc", (2,), np.array(0), np.array(4096), np.array(1), np.array(0), format=_fmt())]
-    with pytest.raises(UnsupportedError, match="layer pool: Pool2d"):
-        backend.plan_for(Graph(pool, kind="fixed").validate())
+    with pytest.raises(UnsupportedError, match="layer pool: pooling is not supported on fpga"):
+        BACKEND.plan(Graph(pool, kind="fixed", target="fpga").validate())
     wide = StateFormat(32, "saturate")  # a << 6 can reach 2^37: wrap_once u would grow without bound
     grow = [Input("in", (3,), 1, 1.0), Dense("fc", "in", np.full((2, 3), 2**20), acc=wide),
             LIF("lif0", "fc", (2,), np.array(4096), np.array(4096), np.array(1), np.array(0), format=_fmt())]
-    with pytest.raises(UnsupportedError, match="layer lif0: .*wrap_once current"):
-        backend.plan_for(Graph(grow, kind="fixed").validate())
+    with pytest.raises(UnsupportedError, match="layer lif0: .*wrap_once current"):  # the generator's own check
+        build_plan(Graph(grow, kind="fixed", target="fpga").validate(), BACKEND.target)
 
 
-def test_bad_input_and_timeout_are_one_line_errors(monkeypatch):
-    g = _small_compiled()
+def test_bad_input_and_timeout_are_one_line_errors(monkeypatch, tmp_path):
+    build = _build(_small_compiled(), tmp_path / "b")
     with pytest.raises(SnnhwError, match="input has shape"):
-        backend.run(g, np.zeros((4, 1, 19)))
+        BACKEND.run(build, np.zeros((4, 1, 19)))
     with pytest.raises(SnnhwError, match="binary spike input"):
-        backend.run(g, np.full((4, 1, 20), 0.5))
+        BACKEND.run(build, np.full((4, 1, 20), 0.5))
     monkeypatch.setenv("SNNHW_FPGA_TIMEOUT", "0.01")
     with pytest.raises(SnnhwError, match="did not finish within") as err:
-        backend.run(g, np.ones((50, 2, 20)))
+        BACKEND.run(build, np.ones((50, 2, 20)))
     assert "\n" not in str(err.value)
 
 
 def test_target_description_parses():
     t = load("fpga")
     assert t.backend == "snnhw.targets.fpga.backend" and t.features.conv and not t.features.pooling
+    assert t.lowering == ("conv-to-dense",) and BACKEND.target == t
     assert set(t.features.reset_modes) == {"zero", "subtract", "none"}
     assert t.raw["hardware"]["clock_mhz"] > 0 and t.raw["hardware"]["devices"]
 
 
-def test_verilator_batch_labels_every_spike_with_its_own_step():
+def test_verilator_batch_labels_every_spike_with_its_own_step(tmp_path):
     """Regression: with Verilator, a step's last spikes could be printed after the testbench moved
     to the next sample; spikes are now labelled by the step they belong to."""
     rng = np.random.default_rng(3)
@@ -270,10 +379,12 @@ def test_verilator_batch_labels_every_spike_with_its_own_step():
                Flatten("flat", "l1", (4, 3, 3)),
                Dense("fc", "flat", rng.integers(-127, 127, (5, 36)), None, 0, acc),
                LIF("l2", "fc", (5,), np.array(0), np.array(3700), np.array(64 * 30), np.array(0), "zero", "immediate",
-                   format=fmt)], kind="fixed").validate()
+                   format=fmt)], kind="fixed", target="fpga").validate()
+    g = conv_to_dense(g)
     x = rng.integers(0, 127, (25, 10, 1, 6, 6))
     ref = emulate(g, x)
-    sim = simulate(backend.plan_for(g), quantize_input(g, x).astype(np.int64), simulator="verilator")
+    sim = _simulate(BACKEND.plan(g), quantize_input(g, x).astype(np.int64), tmp_path, simulator="verilator")
     assert ref.spikes["l1"].sum() > 100
+    assert sim.overflow == _without_input(ref.overflow, g)
     for name in ("l1", "l2"):
         np.testing.assert_array_equal(sim.spikes[name], ref.spikes[name].reshape(sim.spikes[name].shape))

@@ -1,9 +1,12 @@
-"""Backend of the ``fpga`` target: generate the RTL, check it, simulate it.
+"""Backend of the ``fpga`` target: generate the RTL, check it, simulate the emitted files.
 
 ``emit`` writes ``rtl/`` (Verilog modules, $readmemh memory images, the testbench) and
-``fpga_report.json`` (lint, synthesis, cycle budget, device fit). ``run`` simulates the generated
-RTL and returns its spikes (and end-of-step u/v); overflow event counts come from the emulator on
-the same IR, because the RTL does not count them.
+``fpga_report.json`` (lint, synthesis, cycle budget, device fit). ``run`` simulates the build's own
+``rtl/`` files, after checking every one against its hash in manifest.json (a modified file is
+refused), and returns the spikes, end-of-step u/v and the overflow events the testbench's counters
+observed in the RTL (``overflow_source = "rtl counters"``). The plan it needs to drive the
+testbench (list widths, core names) is re-derived from the build's hash-checked model.onnx under
+this backend's own target description.
 """
 from __future__ import annotations
 
@@ -12,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from snnhw.build import read_manifest
+from snnhw.compiler.legalize import legalize
+from snnhw.errors import InvalidFileError
 from snnhw.ir import Graph
-from snnhw.targets.description import load
-from snnhw.targets.emu.emulator import RunResult, quantize_input, run as emulate
+from snnhw.semantics import RunResult, quantize_input
+from snnhw.targets.contract import load_fixed, refuse_foreign_build, verified_file
+from snnhw.targets.description import TargetDescription, load
 from snnhw.targets.fpga.plan import DesignPlan, build_plan
 from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.report import build_report, write_report
@@ -22,51 +29,85 @@ from snnhw.targets.fpga.simulate import simulate
 
 RTL_DIR = "rtl"
 REPORT = "fpga_report.json"
+OVERFLOW_SOURCE = "rtl counters"
 
 
-def plan_for(graph: Graph) -> DesignPlan:
-    """The hardware plan of ``graph`` under the fpga target description (refuses what it cannot run)."""
-    return build_plan(graph, load("fpga"))
+class FpgaBackend:
+    """The ``BACKEND`` of ``fpga`` (see :mod:`snnhw.targets.contract`)."""
+
+    def __init__(self, target: TargetDescription):
+        self.target = target
+
+    def plan(self, graph: Graph) -> DesignPlan:
+        """The hardware plan of an fpga build's fixed IR (refuses other targets' builds and what the RTL
+        cannot run)."""
+        refuse_foreign_build(graph, self.target)
+        legalize(graph, self.target)
+        return build_plan(graph, self.target)
+
+    def check(self, graph: Graph) -> None:
+        self.plan(graph)
+
+    def _synthesis_enabled(self, plan: DesignPlan, synthesize: bool | None) -> tuple[bool, str]:
+        """Whether to run yosys, and why not: ``synthesize`` if given, else ``SNNHW_FPGA_SYNTH`` (1/0),
+        else only designs up to ``[hardware].auto_synth_max_weights`` (large weight images take minutes)."""
+        if synthesize is not None:
+            return synthesize, "skipped (synthesize=False)"
+        env = os.environ.get("SNNHW_FPGA_SYNTH", "").strip().lower()
+        if env:
+            return env not in ("0", "false", "no"), f"skipped (SNNHW_FPGA_SYNTH={env})"
+        limit = int(self.target.raw["hardware"]["auto_synth_max_weights"])
+        weights = sum(c.weights.size + (c.rec_weights.size if c.has_rec else 0) for c in plan.cores)
+        return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
+
+    def emit(self, graph: Graph, build_dir: Path, synthesize: bool | None = None) -> list[str]:
+        """Write ``rtl/*`` and ``fpga_report.json`` into ``build_dir``; return their paths relative to it.
+
+        synthesize: run the two yosys flows (default: see :meth:`_synthesis_enabled`).
+        """
+        build_dir = Path(build_dir)
+        plan = self.plan(graph)
+        rtl = build_dir / RTL_DIR
+        names = write_design(plan, rtl)
+        report = build_report(plan, rtl, self.target.raw["hardware"], *self._synthesis_enabled(plan, synthesize))
+        write_report(report, build_dir / REPORT)
+        for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report
+            scratch.unlink()
+        bitstreams = sorted(p["bitstream"] for p in report.get("place_and_route", {}).values()
+                            if isinstance(p, dict) and p.get("fits"))
+        return [f"{RTL_DIR}/{n}" for n in names] + [REPORT] + bitstreams
+
+    def run(self, build_dir: Path, x: np.ndarray, record_state: bool = False) -> RunResult:
+        """Simulate the build's ``rtl/`` on ``x`` ``[T, B, *input_shape]``: spikes (and u/v per step) of
+        every population and the RTL's overflow counts. Input values are quantized on the host
+        (snnhw.semantics.quantize_input, which counts ``input_saturate``) as the RTL takes integers."""
+        graph = load_fixed(build_dir)
+        plan = self.plan(graph)
+        res = RunResult(overflow_source=OVERFLOW_SOURCE)
+        x_int = quantize_input(graph, x, res).astype(np.int64)
+        hashes = read_manifest(build_dir)["files"]
+        rtl = sorted(f for f in hashes if f.startswith(f"{RTL_DIR}/"))
+        sim = simulate(plan, [verified_file(build_dir, f) for f in rtl], x_int, trace=record_state)
+        if sim.sources != {Path(f).name: hashes[f] for f in rtl}:
+            raise InvalidFileError(f"the simulated RTL differs from {build_dir}/{RTL_DIR} as hashed in the manifest; "
+                                   "recompile the build")
+        shapes = {n.name: tuple(n.shape) for n in graph.neurons}
+        reshape = lambda arrays: {k: v.reshape(v.shape[:2] + shapes[k]) for k, v in arrays.items()}
+        res.spikes, res.current, res.voltage = reshape(sim.spikes), reshape(sim.current), reshape(sim.voltage)
+        for node, counts in sim.overflow.items():
+            for key, n in counts.items():
+                res.count(node, key, n)
+        return res
+
+    def notes(self, graph: Graph) -> list[str]:
+        lowered = str(graph.meta.get("lowered", ""))
+        out = [f"{RTL_DIR}/: the Verilog design, memory images and testbench; `snnhw run --target fpga` simulates "
+               "these files (hash-checked) and reports the overflow events its counters observe",
+               f"{REPORT}: lint, cycle budget, synthesis, device fit, place and route (achieved Fmax) and any "
+               "bitstream_*.bin"]
+        if lowered:
+            out.append(f"lowered for fpga ({lowered}): populations fed by a convolution are flat (C-order)")
+        return out
 
 
-def _synthesis_enabled(plan: DesignPlan, synthesize: bool | None) -> tuple[bool, str]:
-    """Whether to run yosys, and why not: ``synthesize`` if given, else ``SNNHW_FPGA_SYNTH`` (1/0),
-    else only designs up to ``[hardware].auto_synth_max_weights`` (large weight images take minutes)."""
-    if synthesize is not None:
-        return synthesize, "skipped (synthesize=False)"
-    env = os.environ.get("SNNHW_FPGA_SYNTH", "").strip().lower()
-    if env:
-        return env not in ("0", "false", "no"), f"skipped (SNNHW_FPGA_SYNTH={env})"
-    limit = int(load("fpga").raw["hardware"]["auto_synth_max_weights"])
-    weights = sum(c.weights.size + (c.rec_weights.size if c.has_rec else 0) for c in plan.cores)
-    return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
-
-
-def emit(graph: Graph, build_dir: Path, synthesize: bool | None = None) -> list[str]:
-    """Write ``rtl/*`` and ``fpga_report.json`` into ``build_dir``; return their paths relative to it.
-
-    synthesize: run the two yosys flows (default: see :func:`_synthesis_enabled`).
-    """
-    build_dir = Path(build_dir)
-    plan = plan_for(graph)
-    rtl = build_dir / RTL_DIR
-    names = write_design(plan, rtl)
-    report = build_report(plan, rtl, load("fpga").raw["hardware"], *_synthesis_enabled(plan, synthesize))
-    write_report(report, build_dir / REPORT)
-    for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report
-        scratch.unlink()
-    bitstreams = sorted(p["bitstream"] for p in report.get("place_and_route", {}).values()
-                        if isinstance(p, dict) and p.get("fits"))
-    return [f"{RTL_DIR}/{n}" for n in names] + [REPORT] + bitstreams
-
-
-def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = None) -> RunResult:
-    """Simulate the RTL on ``x`` ``[T, B, *input_shape]``: spikes (and u/v per step) of every population."""
-    x_int = quantize_input(graph, x).astype(np.int64)
-    plan = plan_for(graph)
-    sim = simulate(plan, x_int, trace=record_state)
-    shapes = {n.name: tuple(n.shape) for n in graph.neurons}
-    reshape = lambda arrays: {k: v.reshape(v.shape[:2] + shapes[k]) for k, v in arrays.items()}
-    overflow = emulate(graph, x).overflow
-    return RunResult(spikes=reshape(sim.spikes), current=reshape(sim.current), voltage=reshape(sim.voltage),
-                     overflow=overflow)
+BACKEND = FpgaBackend(load("fpga"))

@@ -1,8 +1,8 @@
 """Lower a fixed IR into a hardware plan: spike lists, LIF cores, memory images and bit widths.
 
 A population (``LIF``) becomes one core that updates its neurons one after another; its synapse
-(a ``Dense``, or a ``Conv2d`` unrolled into the exact integer Dense it equals) becomes the core's
-weight memory. The network input and every population own a spike list: a ring of per-timestep
+(a ``Dense``; a ``Conv2d`` arrives here already unrolled into the exact integer Dense it equals by
+the target's ``conv-to-dense`` lowering pass, snnhw.compiler.lowering) becomes the core's weight memory. The network input and every population own a spike list: a ring of per-timestep
 event lists (neuron index, and the value for graded input) deep enough for the largest delay any
 reader applies. Everything the RTL needs is computed here; the templates only print it.
 """
@@ -65,6 +65,7 @@ class CorePlan:
 
     id: int
     name: str
+    synapse: str
     module: str
     size: int
     index_bits: int
@@ -106,6 +107,32 @@ class CorePlan:
     def field_names(self) -> set:
         return {f.name for f in self.fields}
 
+    @property
+    def counters(self) -> list:
+        """The overflow event counters of this core: ``(site, IR node, RunResult key, after, before)``
+        for every register rule the value ranges cannot rule out (``rules``). The core raises
+        ``ov_<site>`` while it writes back a neuron whose value the rule changed (``after != before``,
+        Verilog signal names of lif_core.v.j2); the testbench counts those cycles, as the emulator
+        counts events (one per step, sample and neuron)."""
+        out = []
+        for site, node, reg, after, before in OVERFLOW_SITES:
+            fmt = self.rules.get(site)
+            if fmt is None or (site == "rec_acc" and not self.has_rec) or \
+                    (site == "voltage_reset" and (self.reset_mode, self.reset_timing) != ("subtract", "immediate")):
+                continue
+            out.append((site, self.synapse if node == "synapse" else self.name, f"{reg}_{fmt.overflow}", after, before))
+        return out
+
+
+# (site, node owning the count, register name in RunResult keys, value after the rule, value before it)
+OVERFLOW_SITES = (
+    ("acc", "synapse", "acc", "a_in", "in_total_sum"),
+    ("rec_acc", "population", "rec_acc", "a_rec", "rec_total_sum"),
+    ("current", "population", "current", "u_new", "u_pre"),
+    ("voltage", "population", "voltage", "v_limited", "v_reset"),
+    ("voltage_reset", "population", "voltage", "v_new", "v_carried"),
+)
+
 
 @dataclass
 class DesignPlan:
@@ -119,30 +146,13 @@ class DesignPlan:
     trace_bits: int = 2
 
 
-def conv_as_dense(n: Conv2d) -> np.ndarray:
-    """The exact integer matrix ``(Cout*Ho*Wo, C*H*W)`` of a Conv2d (C-order flattening)."""
-    c, h, w = n.in_shape
-    cout, cin_g, kh, kw = n.weight.shape
-    _, ho, wo = n.shape
-    mat = np.zeros((cout, ho, wo, c, h, w), dtype=np.int64)
-    per_group = cout // n.groups
-    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
-    for co in range(cout):
-        g = co // per_group
-        for ci in range(cin_g):
-            for dy in range(kh):
-                for dx in range(kw):
-                    iy = oy * n.stride[0] - n.padding[0] + dy * n.dilation[0]
-                    ix = ox * n.stride[1] - n.padding[1] + dx * n.dilation[1]
-                    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-                    mat[co, oy[ok], ox[ok], g * cin_g + ci, iy[ok], ix[ok]] += int(n.weight[co, ci, dy, dx])
-    return mat.reshape(cout * ho * wo, c * h * w)
-
-
 def _synapse_of(g: Graph, pop: LIF):
     """The population's synapse and its event source (Flatten is only a renaming of indices)."""
     syn = g.node(pop.input)
-    if not isinstance(syn, (Dense, Conv2d)):
+    if isinstance(syn, Conv2d):
+        raise UnsupportedError(f"layer {syn.name}: Conv2d reaches the fpga plan unlowered; compile the model for "
+                               "fpga (its conv-to-dense lowering pass turns every Conv2d into a Dense)")
+    if not isinstance(syn, Dense):
         raise UnsupportedError(f"layer {pop.name}: reads {type(syn).__name__} {syn.name!r} directly; the fpga "
                                "target needs a Dense or Conv2d synapse in front of every population")
     src = g.node(syn.input)
@@ -151,12 +161,8 @@ def _synapse_of(g: Graph, pop: LIF):
     if not isinstance(src, (Input, LIF)):
         raise UnsupportedError(f"layer {syn.name}: reads {type(src).__name__} {src.name!r}; the fpga target "
                                "supports synapses fed by the input or a population (through Flatten)")
-    weight = conv_as_dense(syn) if isinstance(syn, Conv2d) else np.asarray(syn.weight, np.int64)
-    bias = None
-    if syn.bias is not None and np.any(syn.bias):
-        bias = np.asarray(syn.bias, np.int64)
-        if isinstance(syn, Conv2d):
-            bias = np.repeat(bias, int(np.prod(syn.shape[1:])))
+    weight = np.asarray(syn.weight, np.int64)
+    bias = np.asarray(syn.bias, np.int64) if syn.bias is not None and np.any(syn.bias) else None
     return syn, src, weight, bias
 
 
@@ -265,7 +271,7 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
                     u_keep << f.decay_bits, v_keep << f.decay_bits, thr_max << 1]
                    + [2 * ov.half(fmt) for fmt in rules.values() if fmt is not None])
     return CorePlan(
-        id=cid, name=pop.name, module=f"lif_core_{cid}", size=size, index_bits=wd.index_bits(size),
+        id=cid, name=pop.name, synapse=syn.name, module=f"lif_core_{cid}", size=size, index_bits=wd.index_bits(size),
         source=src, delay=int(syn.delay), weights=weight, weight_bits=wd.signed_bits(int(np.abs(weight).max(initial=0))),
         sum_bits=wd.signed_bits(row_sum), acc=syn.acc,
         rec_delay=int(pop.rec_delay) if rec_w is not None else None, rec_weights=rec_w,

@@ -1,4 +1,8 @@
-"""Simulate the generated RTL with its testbench and read back spikes, states and cycle counts.
+"""Simulate RTL files (a build's ``rtl/``) with their testbench; read back spikes, states, cycle
+counts and the overflow events the testbench counted.
+
+The simulator reads copies of exactly the files it is given (hashed as it reads them, see
+:attr:`SimOutput.sources`); nothing is regenerated here.
 
 Icarus Verilog (``iverilog``/``vvp``) has no build step and suits small designs; Verilator
 (``--binary``) builds for a few seconds and then runs about 20x faster, so it takes the large ones.
@@ -6,7 +10,9 @@ The choice is automatic (:func:`pick_simulator`) or forced with ``SNNHW_FPGA_SIM
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +21,7 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.targets.fpga.plan import DesignPlan
-from snnhw.targets.fpga.render import TESTBENCH, design_sources, hex_words, write_design
+from snnhw.targets.fpga.render import TESTBENCH, design_sources, hex_words
 from snnhw.targets.fpga.tools import run_tool
 
 SIMULATORS = ("icarus", "verilator")
@@ -31,12 +37,17 @@ class SimOutput:
 
     spikes: per population ``[T, B, N]`` int8; current/voltage: per population ``[T, B, N]`` int64
     (only when traced); cycles: ``[B, T]`` clock cycles from the step pulse to ready.
+    overflow: ``{node: {"<register>_<rule>": events}}`` counted by the testbench's counters over
+    the whole run (only nonzero counts). sources: file name -> sha256 of every file the simulator
+    read (the design, its memory images and the testbench; not the stimulus).
     """
 
     spikes: dict
     current: dict
     voltage: dict
     cycles: np.ndarray
+    overflow: dict
+    sources: dict
 
 
 def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
@@ -112,9 +123,11 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
     voltage = {c.name: np.zeros((steps, samples, c.size), np.int64) for c in plan.cores} if trace else {}
     cycles = np.zeros((samples, steps), np.int64)
     names = [c.name for c in plan.cores]
+    sites = {(c.id, site): (node, key) for c in plan.cores for site, node, key, _, _ in c.counters}
+    overflow: dict = {}
     for line in lines[:-1]:
         kind, *vals = line.split()
-        v = [int(s) for s in vals]
+        v = [int(s) for s in vals] if kind != "O" else []
         if kind == "S":
             spikes[names[v[2]]][v[1], v[0], v[3]] = 1
         elif kind == "V":
@@ -122,21 +135,43 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
             voltage[names[v[2]]][v[1], v[0], v[3]] = v[5]
         elif kind == "C":
             cycles[v[0], v[1]] = v[2]
-    return SimOutput(spikes, current, voltage, cycles)
+        elif kind == "O":
+            node, key = sites[(int(vals[0]), vals[1])]
+            if int(vals[2]):
+                d = overflow.setdefault(node, {})
+                d[key] = d.get(key, 0) + int(vals[2])
+    return SimOutput(spikes, current, voltage, cycles, overflow, {})
 
 
-def simulate(plan: DesignPlan, x_int: np.ndarray, trace: bool = False, simulator: str | None = None) -> SimOutput:
-    """Run integer input ``x_int`` ``[T, B, *shape]`` through the RTL in a temporary directory."""
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def simulate(plan: DesignPlan, files: list, x_int: np.ndarray, trace: bool = False,
+             simulator: str | None = None) -> SimOutput:
+    """Run integer input ``x_int`` ``[T, B, *shape]`` through the RTL ``files`` (paths of the design
+    modules, memory images and testbench of ``plan``, e.g. a build's checked ``rtl/`` files).
+
+    The files are copied into a private job directory (the simulators read ``$readmemh`` images
+    from their working directory, and write their outputs there, never into the build); their
+    hashes as read are returned in :attr:`SimOutput.sources`."""
     steps, samples = int(x_int.shape[0]), int(x_int.shape[1])
     sim = simulator or pick_simulator(plan, steps, samples)
     timeout = _timeout(plan, steps, samples)
     with tempfile.TemporaryDirectory(prefix="snnhw-fpga-") as tmp:
         job = Path(tmp)
-        write_design(plan, job)
+        for f in map(Path, files):
+            shutil.copyfile(f, job / f.name)
+        missing = sorted(set(design_sources(plan) + [TESTBENCH]) - {Path(f).name for f in files})
+        if missing:
+            raise SnnhwError(f"the RTL files lack {', '.join(missing)}; recompile the build for fpga")
+        sources = {Path(f).name: _sha256(job / Path(f).name) for f in files}
         n_events = _write_stimulus(plan, x_int, job)
         params = {"N_SAMPLES": samples, "N_STEPS": steps, "N_EVENTS": n_events, "TRACE": int(trace)}
         _compile_and_run(sim, plan, job, params, timeout)
         out = job / "sim_out.txt"
         if not out.exists():
             raise SnnhwError("the RTL simulation wrote no sim_out.txt")
-        return parse_output(out.read_text(), plan, steps, samples, trace)
+        result = parse_output(out.read_text(), plan, steps, samples, trace)
+        result.sources = sources
+        return result

@@ -1,4 +1,9 @@
-"""Backend of the ``loihi`` target: Lava fixed_pt simulation in a supervised worker process."""
+"""Backend of the ``loihi`` target: Lava fixed_pt simulation in a supervised worker process.
+
+``BACKEND.run`` executes the build's hash-checked model.onnx in Lava; the overflow counts it reports
+are the ones the Lava worker derives from Lava's own recorded states (``overflow_source = "lava"``),
+never the emulator's.
+"""
 from __future__ import annotations
 
 import json
@@ -9,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from snnhw.compiler.legalize import legalize
 from snnhw.errors import SnnhwError
 from snnhw.ir import Graph, save
+from snnhw.semantics import RunResult, quantize_input
 from snnhw.supervise import run_supervised
-from snnhw.targets.emu.emulator import RunResult, quantize_input, run as emulate
+from snnhw.targets.contract import load_fixed, refuse_foreign_build
+from snnhw.targets.description import TargetDescription, load
 from snnhw.targets.loihi import netx
 
 TIMEOUT_BASE_S = 60.0
@@ -71,9 +79,37 @@ def simulate_netx_in_worker(graph: Graph, netx_path: Path, x_int: np.ndarray, ti
     return _run_worker(graph, x_int, opts, timeout)["spikes"]["output"]
 
 
-def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = None) -> RunResult:
-    """Spikes (and states) from Lava; overflow counts from the reference semantics of the same IR."""
-    res = emulate(graph, x)  # counts overflow events, which Lava does not report
-    lava = simulate_in_worker(graph, quantize_input(graph, x), record_state)
-    return RunResult(spikes={k: v.astype(np.int8) for k, v in lava["spikes"].items()},
-                     voltage=lava.get("voltage", {}), current=lava.get("current", {}), overflow=res.overflow)
+class LoihiBackend:
+    """The ``BACKEND`` of ``loihi`` (see :mod:`snnhw.targets.contract`)."""
+
+    def __init__(self, target: TargetDescription):
+        self.target = target
+
+    def check(self, graph: Graph) -> None:
+        refuse_foreign_build(graph, self.target)
+        legalize(graph, self.target)
+
+    def emit(self, graph: Graph, build_dir: Path) -> list[str]:
+        self.check(graph)
+        return emit(graph, build_dir)
+
+    def run(self, build_dir: Path, x, record_state: bool = False) -> RunResult:
+        """Run the build's model.onnx in Lava; overflow counts as the Lava worker observed them."""
+        graph = load_fixed(build_dir)
+        self.check(graph)
+        res = RunResult(overflow_source="lava")
+        lava = simulate_in_worker(graph, quantize_input(graph, x, res), record_state)
+        res.spikes = {k: v.astype(np.int8) for k, v in lava["spikes"].items()}
+        res.voltage, res.current = lava.get("voltage", {}), lava.get("current", {})
+        if "overflow" not in lava:  # the worker did not observe overflow: say so instead of guessing
+            res.overflow_source = "none (the Lava worker reports no overflow counts)"
+        for name, n in lava.get("overflow", {}).items():  # keys "<node>/<register>_<rule>"
+            node, key = name.split("/", 1)
+            res.count(node, key, int(n))
+        return res
+
+    def notes(self, graph: Graph) -> list[str]:
+        return notes(graph)
+
+
+BACKEND = LoihiBackend(load("loihi"))
