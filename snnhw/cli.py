@@ -186,15 +186,22 @@ def run(
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
     retarget: bool = typer.Option(False, help="if --target differs from the build's target: recompile the build's "
                                   "float IR (float.onnx) for it into a temporary build and run that"),
+    workers: int = typer.Option(1, help="local worker processes the batch is sharded over (same result for any N)"),
+    ray: Optional[str] = typer.Option(None, help="run the shards on a Ray cluster: ADDRESS (ray://host:10001), "
+                                      "'auto' (this machine's cluster) or 'local' (a private one with --workers CPUs)"),
+    layers: Optional[str] = typer.Option(None, help="comma-separated populations to store (default: all; "
+                                         "the output layer is always stored)"),
 ):
-    """Run a build on an input array; store every layer's spikes."""
+    """Run a build on an input array; store every layer's spikes (or --layers)."""
     from snnhw.arrays import save_npz
     from snnhw.build import load_build
     from snnhw.semantics import latency, pad_steps, quantize_input
     from snnhw.targets import load as load_target
+    from snnhw.shard import run_sharded
     from snnhw.targets.contract import backend_for
 
     g, manifest = load_build(build)
+    keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
     x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)  # validates shape and values before any backend starts
@@ -208,8 +215,9 @@ def run(
         if pad < 0:
             raise SnnhwError("--extra-steps must be >= 0")
         x = pad_steps(x, pad)
-        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name}"):
-            res = backend.run(Path(build), x, record_state=record_state)
+        where = f"Ray ({ray})" if ray else (f"{workers} workers" if workers > 1 else "one process")
+        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name} ({where})"):
+            res = run_sharded(tgt.name, Path(build), x, record_state, workers, ray, layers=keep)
     arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
     arrays["output"] = arrays[g.output.name]
     for name, v in res.voltage.items():
@@ -227,7 +235,7 @@ def run(
     t = Table(title=f"run on {tgt.name}: {summary['timesteps']} steps x {summary['batch']} samples")
     for col in ("layer", "neurons", "spikes", "spikes/neuron/step", f"overflow events ({res.overflow_source})"):
         t.add_column(col)
-    for n in g.neurons:
+    for n in (n for n in g.neurons if n.name in res.spikes):
         s = res.spikes[n.name]
         rate = s.sum() / max(1, s.size)
         ov = ", ".join(f"{k} {v}" for k, v in res.overflow.get(n.name, {}).items()) or "0"
@@ -237,6 +245,18 @@ def run(
     for k, v in other.items():
         out.print(f"[yellow]overflow[/] in {k}: {v} ({res.overflow_source})")
     out.print(f"wrote {output}")
+
+
+def _kept_layers(g, text: str | None) -> set | None:
+    """The populations --layers names (plus the output layer), or None for all."""
+    if text is None:
+        return None
+    names = {t.strip() for t in text.split(",") if t.strip()}
+    known = {n.name for n in g.neurons}
+    unknown = sorted(names - known)
+    if unknown:
+        raise SnnhwError(f"--layers: no population named {unknown[0]!r}; this build has {', '.join(sorted(known))}")
+    return names | {g.output.name}
 
 
 def _retarget(build: Path, manifest: dict, tgt, directory: Path):

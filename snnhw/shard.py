@@ -1,0 +1,197 @@
+"""Sharded runs: one batch split into contiguous sample ranges, run on local worker processes or on
+a Ray cluster, merged back in order.
+
+Every backend treats the samples of a batch independently (no state crosses the batch axis: the
+emulator's per-sample rows, Lava and the RTL clear their state per sample), so a shard's result is
+exactly the slice of the whole run's result. Shards are contiguous and merged in order
+(concatenation along the batch axis, overflow counts summed), so the result is byte-identical
+whatever the number of workers or the engine. Inputs are encoded before sharding, so random
+encodings depend on the sample, not on the worker.
+
+Engines:
+
+- ``workers=1``: shards run one after another in this process (bounded memory for large batches);
+- ``workers=N``: N local processes (``spawn``: a clean interpreter, no inherited threads);
+- ``ray=ADDRESS``: tasks on a Ray cluster (``ray`` extra; ``local`` starts a private local
+  instance with ``workers`` CPUs, ``auto`` joins the cluster of this machine, ``ray://host:10001``
+  a remote one). The build's files travel through Ray's object store, so worker nodes need no
+  shared file system; each task re-checks them against the manifest's hashes.
+
+A failing shard is reported with its sample range; Ctrl-C or SIGTERM stops every worker (local
+workers turn SIGTERM into an exception, so their own child processes and temporary files are
+cleaned up as in the CLI).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snnhw.errors import SnnhwError
+from snnhw.semantics import RunResult
+
+DEFAULT_SHARD_SAMPLES = 256  # samples per shard when one process runs a large batch in pieces
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Samples ``start`` .. ``stop - 1`` of the batch."""
+
+    start: int
+    stop: int
+
+    def describe(self) -> str:
+        return f"samples {self.start}..{self.stop - 1}"
+
+
+def plan_shards(batch: int, workers: int, max_samples: int = DEFAULT_SHARD_SAMPLES) -> list[Shard]:
+    """Contiguous shards covering ``[0, batch)``: at least ``workers`` of them (when there are that
+    many samples), none larger than ``max_samples``, sizes differing by at most one."""
+    if batch < 1 or workers < 1 or max_samples < 1:
+        raise SnnhwError(f"cannot shard {batch} samples over {workers} workers")
+    count = min(batch, max(workers, -(-batch // max_samples)))
+    edges = np.linspace(0, batch, count + 1).round().astype(int)
+    return [Shard(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def merge(parts: list[RunResult]) -> RunResult:
+    """One result from shard results in batch order (arrays concatenated on axis 1, counts summed)."""
+    out = RunResult(overflow_source=parts[0].overflow_source)
+    for field in ("spikes", "current", "voltage"):
+        first = getattr(parts[0], field)
+        setattr(out, field, {k: np.concatenate([getattr(p, field)[k] for p in parts], axis=1) for k in first})
+    for p in parts:
+        for node, counts in p.overflow.items():
+            for key, n in counts.items():
+                out.count(node, key, n)
+    return out
+
+
+def run_build(target: str, build_dir: str, record_state: bool, x: np.ndarray, layers=None) -> RunResult:
+    """Run ``x`` on the build in ``build_dir`` with ``target``'s backend (what one shard does);
+    keep only the arrays of ``layers`` (all when None; overflow counts are always kept)."""
+    from snnhw.targets import load
+    from snnhw.targets.contract import backend_for
+    res = backend_for(load(target)).run(Path(build_dir), x, record_state=record_state)
+    if layers is not None:
+        for field in ("spikes", "current", "voltage"):
+            setattr(res, field, {k: v for k, v in getattr(res, field).items() if k in layers})
+    return res
+
+
+def _terminate_on_sigterm():
+    """Worker initializer: SIGTERM raises SystemExit, so the worker's ``finally`` blocks run (its
+    supervised child process groups are killed, its temporary directories removed)."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _failed(shard: Shard, exc: BaseException) -> SnnhwError:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return SnnhwError(f"{shard.describe()} failed: {detail}")
+
+
+def _run_local(target, build_dir, record_state, layers, x, shards, workers) -> list[RunResult]:
+    if workers == 1:
+        parts = []
+        for s in shards:
+            try:
+                parts.append(run_build(target, build_dir, record_state, x[:, s.start:s.stop], layers))
+            except SnnhwError as exc:
+                raise _failed(s, exc) from None
+        return parts
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_terminate_on_sigterm)
+    try:
+        pending = [(s, pool.apply_async(run_build, (target, str(build_dir), record_state,
+                                                   np.ascontiguousarray(x[:, s.start:s.stop]), layers)))
+                   for s in shards]
+        parts = []
+        for s, job in pending:
+            try:
+                parts.append(job.get())
+            except Exception as exc:  # a worker's error, raised again here: name the shard
+                raise _failed(s, exc) from None
+        pool.close()
+        return parts
+    finally:
+        pool.terminate()  # SIGTERM to every worker still running (their cleanup runs), then reaped
+        pool.join()
+
+
+def _build_files(build_dir: Path) -> dict[str, bytes]:
+    """The build's manifest and every file it lists (what a remote task needs to run it)."""
+    from snnhw.build import MANIFEST, read_manifest
+    names = [MANIFEST, *read_manifest(build_dir)["files"]]
+    return {n: (Path(build_dir) / n).read_bytes() for n in names}
+
+
+def run_files(target: str, files: dict, record_state: bool, x: np.ndarray, layers=None) -> RunResult:
+    """Unpack a build's files into a private directory and run them (a Ray task; hashes are
+    checked by the backend against the unpacked manifest)."""
+    with tempfile.TemporaryDirectory(prefix="snnhw-shard-") as tmp:
+        for name, data in files.items():
+            path = Path(tmp) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return run_build(target, tmp, record_state, x, layers)
+
+
+def _run_ray(target, build_dir, record_state, layers, x, shards, workers, address) -> list[RunResult]:
+    try:
+        import ray
+    except ImportError:
+        raise SnnhwError("--ray needs the ray package: pip install 'snnhw[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise SnnhwError(f"cannot connect to the Ray cluster at {address!r}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    refs = []
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_files)
+        files = ray.put(_build_files(Path(build_dir)))
+        refs = [(s, task.remote(target, files, record_state, np.ascontiguousarray(x[:, s.start:s.stop]), layers))
+                for s in shards]
+        parts = []
+        for s, ref in refs:
+            try:
+                parts.append(ray.get(ref))
+            except ray.exceptions.RayTaskError as exc:
+                raise _failed(s, getattr(exc, "cause", None) or exc) from None
+        return parts
+    except BaseException:
+        for _, ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False, workers: int = 1,
+                ray: str | None = None, max_samples: int = DEFAULT_SHARD_SAMPLES, layers=None) -> RunResult:
+    """Run ``x`` ``[T, B, ...]`` on the build with ``target``'s backend, sharded over the batch.
+
+    workers: local processes (or Ray CPUs for ``ray="local"``); ray: a Ray address (see the module
+    docstring) or None for local processes; max_samples: the largest shard (bounds the memory one
+    backend run needs); layers: names of the populations whose arrays are kept (None: all). The
+    result equals an unsharded run byte for byte."""
+    if workers < 1:
+        raise SnnhwError(f"--workers {workers}: give at least 1")
+    shards = plan_shards(int(x.shape[1]), workers, max_samples)
+    if ray is not None:
+        parts = _run_ray(target, build_dir, record_state, layers, x, shards, workers, ray)
+    else:
+        parts = _run_local(target, build_dir, record_state, layers, x, shards, min(workers, len(shards)))
+    return merge(parts)

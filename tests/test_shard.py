@@ -1,0 +1,108 @@
+"""Sharded runs (snnhw.shard): byte-identical to one process whatever the workers or the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from snnhw.errors import SnnhwError
+from snnhw.shard import Shard, merge, plan_shards, run_build, run_sharded
+
+ARCH = '''
+import snntorch as snn
+import torch
+
+
+def Net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(20, 30), snn.Leaky(beta=0.9, init_hidden=True),
+                               torch.nn.Linear(30, 5), snn.Leaky(beta=0.9, init_hidden=True))
+'''
+
+
+@pytest.fixture(scope="module")
+def emu_build(tmp_path_factory):
+    import importlib.util
+    import torch
+    d = tmp_path_factory.mktemp("shard")
+    (d / "net.py").write_text(ARCH)
+    spec = importlib.util.spec_from_file_location("shard_net", d / "net.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.save(mod.Net().state_dict(), d / "m.pt")
+    rc, _, err = run_cli("compile", d / "m.pt", "--arch", f"{d / 'net.py'}:Net", "-t", "emu", "-o", d / "b")
+    assert rc == 0, err
+    x = (np.random.default_rng(0).random((12, 37, 20)) < 0.3).astype(np.float32)
+    np.save(d / "x.npy", x)
+    return d, x
+
+
+def _assert_same(a, b):
+    for field in ("spikes", "voltage", "current"):
+        assert sorted(getattr(a, field)) == sorted(getattr(b, field))
+        for k, v in getattr(a, field).items():
+            assert np.array_equal(v, getattr(b, field)[k]), (field, k)
+    assert a.overflow == b.overflow and a.overflow_source == b.overflow_source
+
+
+def test_shards_cover_the_batch_in_order():
+    for batch, workers, most in ((37, 2, 8), (5, 8, 256), (1000, 1, 256), (7, 3, 2)):
+        shards = plan_shards(batch, workers, most)
+        assert shards[0].start == 0 and shards[-1].stop == batch
+        assert all(a.stop == b.start for a, b in zip(shards, shards[1:]))
+        sizes = [s.stop - s.start for s in shards]
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= most and len(shards) >= min(batch, workers)
+    with pytest.raises(SnnhwError):
+        plan_shards(0, 2)
+
+
+def test_local_workers_equal_one_process(emu_build):
+    d, x = emu_build
+    ref = run_build("emu", str(d / "b"), True, x)
+    assert int(ref.spikes[sorted(ref.spikes)[0]].sum()) > 0
+    for workers in (1, 2):
+        _assert_same(run_sharded("emu", d / "b", x, record_state=True, workers=workers, max_samples=8), ref)
+
+
+def test_a_local_ray_cluster_equals_one_process(emu_build):
+    d, x = emu_build
+    ref = run_build("emu", str(d / "b"), False, x)
+    _assert_same(run_sharded("emu", d / "b", x, workers=2, ray="local", max_samples=10), ref)
+
+
+def test_a_failing_shard_is_named_by_its_samples(emu_build, tmp_path):
+    d, x = emu_build
+    bad = x.copy()
+    bad[0, 30, 0] = 2.0  # not a spike: sample 30 is refused by the backend
+    with pytest.raises(SnnhwError, match=r"samples 2[0-9]\.\.3[0-9] failed: .*binary spike input"):
+        run_sharded("emu", d / "b", bad, workers=1, max_samples=10)
+
+
+def test_merge_sums_overflow_and_concatenates():
+    from snnhw.semantics import RunResult
+    a = RunResult(spikes={"l": np.zeros((3, 2, 4), np.int8)}, overflow={"l": {"voltage_saturate": 2}})
+    b = RunResult(spikes={"l": np.ones((3, 1, 4), np.int8)}, overflow={"l": {"voltage_saturate": 3}, "m": {"x": 1}})
+    m = merge([a, b])
+    assert m.spikes["l"].shape == (3, 3, 4) and m.spikes["l"][:, 2].all() and not m.spikes["l"][:, :2].any()
+    assert m.overflow == {"l": {"voltage_saturate": 5}, "m": {"x": 1}}
+    assert Shard(2, 5).describe() == "samples 2..4"
+
+
+def test_cli_run_with_workers_writes_the_same_bytes(emu_build):
+    d, _ = emu_build
+    outs = []
+    for i, extra in enumerate(([], ["--workers", "2"], ["--ray", "local", "--workers", "2"])):
+        rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / f"o{i}.npz", "--record-state", *extra)
+        assert rc == 0, err
+        outs.append((d / f"o{i}.npz").read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_cli_run_stores_only_the_chosen_layers(emu_build):
+    d, _ = emu_build
+    rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / "first.npz", "--layers", "1")
+    assert rc == 0, err
+    with np.load(d / "first.npz") as z:
+        assert sorted(z.files) == ["1", "3", "output"]
+    rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / "bad.npz", "--layers", "nope")
+    assert rc == 2 and "no population named 'nope'" in err and not (d / "bad.npz").exists()
