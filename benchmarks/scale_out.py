@@ -1,0 +1,114 @@
+"""Scale-out of `snnhw run`: one batch sharded over local workers and a local Ray cluster, in one run.
+
+The snntorch tutorial network 784-1000-10 (Leaky, beta 0.95, random weights, 15 % input spike rate,
+25 steps) compiled for each target. Prints, per target and engine, throughput in sample-steps/s,
+the speed-up over one worker and the parallel efficiency (speed-up / workers), after checking that
+every sharded result equals the one-process result byte for byte; and whole-process start-up times
+of `snnhw --help` and of `snnhw run` on the digits-size network.
+
+The emulator runs the whole data set (``--samples``, default 10,000); Lava (~8 ms per step per
+sample) and the RTL simulation run ``--slow-samples`` (default 8) so the benchmark stays minutes.
+On this 2-core machine two workers are the most that can help.
+
+    .venv/bin/python benchmarks/scale_out.py [--samples N] [--slow-samples N] [--targets emu,loihi,fpga]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STEPS = 25
+
+
+def Net():
+    """The tutorial network, seeded (``--arch benchmarks/scale_out.py:Net``)."""
+    import snntorch as snn
+    import torch
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
+                               torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
+
+
+def DigitsNet():
+    """A digits-size network (64-100-10) for the start-up measurement."""
+    import snntorch as snn
+    import torch
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 100), snn.Leaky(beta=0.9, init_hidden=True),
+                               torch.nn.Linear(100, 10), snn.Leaky(beta=0.9, init_hidden=True))
+
+
+def cli(*args) -> None:
+    done = subprocess.run([sys.executable, "-m", "snnhw.cli", *map(str, args)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"snnhw {' '.join(map(str, args))} failed: {done.stderr.strip()}")
+
+
+def wall(args, repeat=3) -> float:
+    """Best whole-process wall time of ``python -m snnhw.cli ARGS`` over ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "snnhw.cli", *map(str, args)], capture_output=True, check=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def compile_build(tmp: Path, factory: str, target: str) -> Path:
+    import torch
+    pt = tmp / f"{factory}.pt"
+    if not pt.exists():
+        torch.save(globals()[factory]().state_dict(), pt)
+    out = tmp / f"{factory}-{target}"
+    cli("compile", pt, "--arch", f"{Path(__file__).resolve()}:{factory}", "-t", target, "-o", out)
+    return out
+
+
+def same(a, b) -> bool:
+    return all(np.array_equal(v, b.spikes[k]) for k, v in a.spikes.items()) and a.overflow == b.overflow
+
+
+def main():
+    from snnhw.shard import run_sharded
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--slow-samples", type=int, default=8)
+    ap.add_argument("--targets", default="emu,loihi,fpga")
+    args = ap.parse_args()
+    workers = min(2, os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        print(f"784-1000-10, {STEPS} steps, {workers} cores; throughput in sample-steps/s")
+        print(" | ".join(("target", "samples", "engine", "workers", "sample-steps/s", "speed-up", "efficiency")))
+        for target in args.targets.split(","):
+            build = compile_build(tmp, "Net", target)
+            n = args.samples if target == "emu" else args.slow_samples
+            x = (rng.random((STEPS, n, 784)) < 0.15).astype(np.int8)
+            base = None
+            for engine, w, ray in (("local", 1, None), ("local", workers, None), ("ray local", workers, "local")):
+                t0 = time.perf_counter()
+                res = run_sharded(target, build, x, workers=w, ray=ray, layers={"3"})
+                dt = time.perf_counter() - t0
+                if base is None:
+                    base, ref = dt, res
+                elif not same(res, ref):
+                    raise SystemExit(f"{target} {engine} x{w}: result differs from one process")
+                rate = STEPS * n / dt
+                print(" | ".join((target, str(n), engine, str(w), f"{rate:,.0f}", f"{base / dt:.2f}x",
+                                  f"{base / dt / w:.0%}")))
+        digits = compile_build(tmp, "DigitsNet", "emu")
+        np.save(tmp / "x.npy", (rng.random((STEPS, 5, 64)) < 0.3).astype(np.int8))
+        print(f"\nstart-up (best of 3, whole process): snnhw --help {wall(['--help']):.2f} s; "
+              f"snnhw run (64-100-10, 5 samples) {wall(['run', digits, '-i', tmp / 'x.npy', '-o', tmp / 'o.npz']):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
