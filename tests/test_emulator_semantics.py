@@ -136,16 +136,28 @@ def test_float_ir_matches_snntorch_exactly(kind, kwargs, _):
 
 
 def test_int8_gemm_and_float_blas_paths_agree(monkeypatch):
-    """The emulator's fast int8 path and its float BLAS path compute the same integers."""
+    """The emulator's fast int8 path and its float BLAS path compute the same integers (the int8
+    path forced on for every product, and counted, so the comparison is between two executions)."""
     import snnhw.targets.emu.emulator as emu
     from hypothesis import given, settings
     from strategies import lava_networks
+
+    int8 = emu._int8_gemm()
+    assert int8 is not None, "torch's int8 GEMM should be available in the test environment"
+    calls = []
+
+    def counted(x, w):
+        calls.append(x.shape)
+        return int8(x, w)
+
+    monkeypatch.setattr(emu, "INT8_GEMM_MIN_INPUT", 0)
+    monkeypatch.setattr(emu, "INT8_GEMM_IMPORT_MACS", 0)
 
     @settings(max_examples=40, deadline=None, derandomize=True)
     @given(lava_networks(max_layers=3, max_size=12))
     def check(case):
         g, x = case
-        monkeypatch.setattr(emu, "_INT8_GEMM", None)
+        monkeypatch.setattr(emu, "_INT8_GEMM", counted)
         fast = emu.run(g, x, record_state=True)
         monkeypatch.setattr(emu, "_INT8_GEMM", False)
         slow = emu.run(g, x, record_state=True)
@@ -154,8 +166,26 @@ def test_int8_gemm_and_float_blas_paths_agree(monkeypatch):
             np.testing.assert_array_equal(fast.voltage[p.name], slow.voltage[p.name])
         assert fast.overflow == slow.overflow
 
-    assert emu._int8_gemm() is not None, "torch's int8 GEMM should be available in the test environment"
     check()
+    assert len(calls) > 40, "the int8 path was not exercised"
+
+
+def test_small_fixed_runs_do_not_import_torch():
+    """Start-up: a small fixed-point run takes the float BLAS path without importing torch."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from snnhw.ir import Dense, Graph, Input, LIF, NeuronFormat, StateFormat\n"
+            "from snnhw.targets.emu.emulator import run\n"
+            "f = NeuronFormat(12, 'toward_zero', 6, StateFormat(24, 'wrap_once'), StateFormat(24, 'saturate'), 1.0)\n"
+            "g = Graph([Input('in', (64,), 1, 1.0), Dense('fc', 'in', np.ones((10, 64), np.int64),"
+            " acc=StateFormat(25, 'saturate')), LIF('l', 'fc', (10,), np.array(0), np.array(3000),"
+            " np.array(640), np.array(0), 'zero', 'immediate', format=f)], kind='fixed', target='emu').validate()\n"
+            "r = run(g, np.ones((25, 8, 64)))\n"
+            "assert r.spikes['l'].sum() > 0\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_feeding_chunks_equals_one_run():

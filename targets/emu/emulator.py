@@ -14,6 +14,7 @@ below 2^24 and float64 BLAS below 2^53.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -38,6 +39,10 @@ def _int_matmul(x: np.ndarray, wt: np.ndarray, bound: float) -> np.ndarray:
 
 _INT8_GEMM = None
 INT8_GEMM_MIN_INPUT = 4096  # below this many input values the call overhead beats float BLAS
+# torch is imported for the int8 product only where that pays: when it is loaded already (snntorch
+# users, verify) or for a product of at least this many multiply-accumulates (float BLAS takes
+# about as long as importing torch, ~1 s, from here on); small runs start without it.
+INT8_GEMM_IMPORT_MACS = 1 << 34
 
 
 def _int8_gemm():
@@ -70,11 +75,22 @@ class _Linear:
         self.fixed = fixed
         self.wt = np.ascontiguousarray(weight.T, dtype=np.float64 if fixed else np.float32)
         self.colsum = float(np.abs(self.wt).sum(axis=0).max()) if self.wt.size else 0.0
+        self.int8 = bool(fixed and self.wt.size and np.abs(self.wt).max() <= 127)
         self.wt8 = None
-        if fixed and self.wt.size and np.abs(self.wt).max() <= 127 and _int8_gemm():
-            self.wt8 = np.ascontiguousarray(self.wt, dtype=np.int8)
         if fixed and self.colsum * 2 < EXACT_F32:  # small weights: keep a float32 copy for BLAS
             self.wt32 = self.wt.astype(np.float32)
+
+    def _int8_ready(self, x: np.ndarray) -> bool:
+        """Whether to use the int8 product for input ``x`` (importing torch only where it pays)."""
+        if self.wt8 is None:
+            macs = x.size * self.wt.shape[1]
+            if "torch" not in sys.modules and macs < INT8_GEMM_IMPORT_MACS:
+                return False
+            if _int8_gemm() is None:
+                self.int8 = False
+                return False
+            self.wt8 = np.ascontiguousarray(self.wt, dtype=np.int8)
+        return True
 
     def bound(self, x_bound: float) -> float:
         """Largest |output| for inputs bounded by ``x_bound``."""
@@ -84,7 +100,7 @@ class _Linear:
         if not self.fixed:
             return x.astype(np.float32, copy=False) @ self.wt
         b = self.bound(x_bound)
-        if self.wt8 is not None and x_bound <= 127 and b < 2**31 - 1 and x.size >= INT8_GEMM_MIN_INPUT:
+        if self.int8 and x_bound <= 127 and b < 2**31 - 1 and x.size >= INT8_GEMM_MIN_INPUT and self._int8_ready(x):
             lead = x.shape[:-1]
             x8 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.int8)
             return _INT8_GEMM(x8, self.wt8).reshape(*lead, -1)
