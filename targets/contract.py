@@ -9,7 +9,9 @@ The promise the contract carries: **what is verified is what is deployed**.
 
 - ``check`` re-legalizes a fixed IR against the backend's *own* target description and refuses
   (``UnsupportedError``, one line with the reason and the remedy) a build compiled for another
-  target (``graph.target`` / the manifest's ``target``) unless the caller retargets explicitly.
+  target (``graph.target`` / the manifest's ``target``) unless the caller retargets explicitly
+  (``snnhw run --retarget`` recompiles the build's float IR). The one exception is ``emu``, the
+  reference semantics: it runs every target's fixed IR exactly as compiled.
 - ``emit`` writes the deployable artifacts into the build directory and returns their paths
   (relative to it); the manifest records their hashes. ``reports=False`` skips slow quality
   reports that change no deployable artifact (fpga: lint and synthesis), for builds made only to run.
