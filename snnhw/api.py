@@ -207,11 +207,13 @@ class Network:
     def run(self, x, target: str | None = "emu") -> Result:
         """Run on input ``x`` ``[T, N]`` (or ``[T, B, N]``): spikes for a ``spikes`` input, values for ``graded``.
 
-        target: compile for that target and run its fixed-point IR in the emulator; the spikes of a
-        target with synapse delays (loihi) are shifted back so step ``t`` answers input step ``t``.
-        ``None`` runs the float IR (float32, no quantization) for comparison.
+        target: compile for that target and run the build on that target's own backend (emu: the
+        emulator; loihi: Lava; fpga: the RTL simulation); the spikes of a target with synapse delays
+        (loihi) are shifted back so step ``t`` answers input step ``t``. ``None`` runs the float IR
+        (float32, no quantization) in the emulator for comparison.
         """
         from snnhw.compiler.timing import arrival
+        from snnhw.deploy import run_graph
         from snnhw.targets.emu.emulator import Emulator
         if self._input is None:
             raise SnnhwError("the network needs an input")
@@ -228,7 +230,8 @@ class Network:
         shift = arrival(g)
         pad = max(shift.values())
         xp = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)]) if pad else xb
-        run = Emulator(g).run(xp, record_state=any(m.state for m in self._monitors))
+        record = any(m.state for m in self._monitors)
+        run = Emulator(g).run(xp, record) if target is None else run_graph(g, xp, record)
         T = xb.shape[0]
         res = Result(t=np.arange(T) * self.dt, overflow=run.overflow, graph=g)
         for mon in self._monitors:

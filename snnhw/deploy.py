@@ -20,10 +20,11 @@ from snnhw.targets.contract import Backend, backend_for
 
 
 def write_build(directory: Path, fixed: Graph, float_g: Graph | None = None, json_files: dict | None = None,
-                manifest_extra: dict | None = None) -> Backend:
+                manifest_extra: dict | None = None, reports: bool = True) -> Backend:
     """Fill the existing, empty ``directory`` with a build of ``fixed`` (compiled for ``fixed.target``):
     model.onnx, float.onnx (when given), the JSON reports ``json_files`` (name -> data), the
-    backend's artifacts and manifest.json with every file's hash. Returns the backend."""
+    backend's artifacts (``reports``: with its quality reports) and manifest.json with every file's
+    hash. Returns the backend."""
     directory = Path(directory)
     backend = backend_for(load_target(fixed.target))
     files = [b.FIXED_IR]
@@ -34,13 +35,14 @@ def write_build(directory: Path, fixed: Graph, float_g: Graph | None = None, jso
     for name, data in (json_files or {}).items():
         b.write_json(directory / name, data)
         files.append(name)
-    files += backend.emit(fixed, directory)
+    files += backend.emit(fixed, directory, reports)
     b.write_manifest(directory, fixed, files, manifest_extra or {})
     return backend
 
 
 def run_graph(fixed: Graph, x: np.ndarray, record_state: bool = False) -> RunResult:
-    """Run ``fixed`` on its own target's backend through a temporary build (emit, hash, run)."""
+    """Run ``fixed`` on its own target's backend through a temporary build (emit, hash, run; the
+    build's deployable artifacts are those of ``snnhw compile``, without its slow quality reports)."""
     with tempfile.TemporaryDirectory(prefix="snnhw-build-") as tmp:
-        backend = write_build(Path(tmp), fixed)
+        backend = write_build(Path(tmp), fixed, reports=False)
         return backend.run(Path(tmp), x, record_state)

@@ -9,9 +9,12 @@ The promise the contract carries: **what is verified is what is deployed**.
 
 - ``check`` re-legalizes a fixed IR against the backend's *own* target description and refuses
   (``UnsupportedError``, one line with the reason and the remedy) a build compiled for another
-  target (``graph.target`` / the manifest's ``target``) unless the caller retargets explicitly.
+  target (``graph.target`` / the manifest's ``target``) unless the caller retargets explicitly
+  (``snnhw run --retarget`` recompiles the build's float IR). The one exception is ``emu``, the
+  reference semantics: it runs every target's fixed IR exactly as compiled.
 - ``emit`` writes the deployable artifacts into the build directory and returns their paths
-  (relative to it); the manifest records their hashes.
+  (relative to it); the manifest records their hashes. ``reports=False`` skips slow quality
+  reports that change no deployable artifact (fpga: lint and synthesis), for builds made only to run.
 - ``run`` executes the artifacts *in the build directory* (after checking their hashes against the
   manifest), never a freshly regenerated copy, and returns a :class:`~snnhw.semantics.RunResult`
   whose overflow counts were observed by this backend itself (``overflow_source`` says how).
@@ -42,7 +45,7 @@ class Backend(Protocol):
     def check(self, graph: Graph) -> None:
         """Refuse ``graph`` if it was not compiled for this target or does not legalize against it."""
 
-    def emit(self, graph: Graph, build_dir: Path) -> list[str]:
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True) -> list[str]:
         """Write the deployable artifacts of ``graph`` into ``build_dir``; return their relative paths."""
 
     def run(self, build_dir: Path, x: np.ndarray, record_state: bool = False) -> RunResult:

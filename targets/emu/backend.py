@@ -33,7 +33,7 @@ class EmuBackend:
             raise UnsupportedError("a build holds a fixed IR; this one is float; recompile it with `snnhw compile`")
         legalize(graph, self.target)
 
-    def emit(self, graph: Graph, build_dir: Path) -> list[str]:
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True) -> list[str]:
         """No artifacts: the build's model.onnx is what the emulator runs."""
         self.check(graph)
         return []

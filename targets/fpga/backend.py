@@ -60,8 +60,9 @@ class FpgaBackend:
         weights = sum(c.weights.size + (c.rec_weights.size if c.has_rec else 0) for c in plan.cores)
         return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
 
-    def emit(self, graph: Graph, build_dir: Path, synthesize: bool | None = None) -> list[str]:
-        """Write ``rtl/*`` and ``fpga_report.json`` into ``build_dir``; return their paths relative to it.
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None) -> list[str]:
+        """Write ``rtl/*`` and (with ``reports``) ``fpga_report.json`` into ``build_dir``; return their
+        paths relative to it.
 
         synthesize: run the two yosys flows (default: see :meth:`_synthesis_enabled`).
         """
@@ -69,6 +70,8 @@ class FpgaBackend:
         plan = self.plan(graph)
         rtl = build_dir / RTL_DIR
         names = write_design(plan, rtl)
+        if not reports:
+            return [f"{RTL_DIR}/{n}" for n in names]
         report = build_report(plan, rtl, self.target.raw["hardware"], *self._synthesis_enabled(plan, synthesize))
         write_report(report, build_dir / REPORT)
         for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report

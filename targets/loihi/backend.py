@@ -89,7 +89,7 @@ class LoihiBackend:
         refuse_foreign_build(graph, self.target)
         legalize(graph, self.target)
 
-    def emit(self, graph: Graph, build_dir: Path) -> list[str]:
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True) -> list[str]:
         self.check(graph)
         return emit(graph, build_dir)
 
