@@ -35,6 +35,8 @@ class Encoding(str, Enum):
     delta = "delta"
 
 
+ARCH_HELP = ("FILE.py:NAME building the module, for a state_dict; snnhw imports and runs FILE.py, so use only "
+             "your own code (docs/security.md)")
 ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into spikes (snnhw.encoders, "
                "docs/python-api.md)")
 
@@ -43,12 +45,15 @@ def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: 
     """The input array of --input, spike-encoded when --encode is given."""
     from snnhw.arrays import load_array
     from snnhw.encoders import encode as encode_array
+    from snnhw.arrays import check_samples
     x = load_array(path)
     if encode is None:
         if steps is not None or seed is not None:
             raise SnnhwError("--steps and --seed need --encode rate|latency|delta")
-        return x
-    return encode_array(encode.value, x, steps, seed)
+    else:
+        x = encode_array(encode.value, x, steps, seed)
+    check_samples(x, f"--input {path}")
+    return x
 
 
 MAX_INPUT_ELEMENTS = 1 << 26  # per sample; larger shapes are almost surely typos
@@ -76,9 +81,10 @@ def backend_of(target):
 @app.command()
 def compile(
     model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
-    output: Path = typer.Option(..., "-o", "--output", help="build directory to create (replaced atomically)"),
+    output: Path = typer.Option(..., "-o", "--output", help="build directory to create (replaces only an snnhw "
+                                "build, atomically)"),
     target: str = typer.Option("emu", "--target", "-t", help="target name (see `snnhw targets`)"),
-    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    arch: Optional[str] = typer.Option(None, help=ARCH_HELP),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28 (required for conv nets)"),
     input_kind: Optional[InputKind] = typer.Option(None, help="spikes (0/1) or graded (analog values, direct "
                                                    "encoding); default: from --calib, else spikes"),
@@ -100,6 +106,10 @@ def compile(
     from snnhw.ir import save
     from snnhw.targets import load as load_target
 
+    from snnhw.safety import check_disjoint
+    check_disjoint(output, "-o", {"the model": model, "the --arch file": (arch.rpartition(":")[0] or None) if arch else None,
+                                  "--calib": calib})
+    b.check_output_dir(output, "build")
     tgt = load_target(target)
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
@@ -110,7 +120,7 @@ def compile(
     fixed = compile_graph(float_g, tgt, opts,
                           on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
     mapping = map_graph(fixed, tgt)
-    with b.atomic_dir(output) as tmp:
+    with b.atomic_dir(output, "build") as tmp:
         save(float_g, tmp / b.FLOAT_IR)
         save(fixed, tmp / b.FIXED_IR)
         b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, opts.calibration))
@@ -139,14 +149,18 @@ def _check_shape(x, g, what: str):
 def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what):
     """Compile options from the flags and an optional sample input (its range and kind)."""
     from snnhw.compiler.pipeline import CompileOptions
+    from snnhw.arrays import check_samples
     kind, x_max = input_kind, 1.0
+    if weight_bits is not None and weight_bits < 2:
+        raise SnnhwError(f"--weight-bits {weight_bits}: weights need at least 2 bits (sign and magnitude)")
     if sample is not None:
+        check_samples(sample, what)
         _check_shape(sample, float_g, what)
         x_max = float(np.abs(sample).max()) or 1.0
         if kind is None:
             kind = InputKind.spikes if np.all((sample == 0) | (sample == 1)) else InputKind.graded
     kind = kind or InputKind.spikes
-    bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
+    bits = 1 if kind == InputKind.spikes else (tgt.numerics.input_bits if input_bits is None else input_bits)
     if kind == InputKind.graded and not (2 <= bits <= 24):
         raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
     return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits, calibration=sample), kind.value
@@ -190,8 +204,12 @@ def run(
     from snnhw.build import load_build
     from snnhw.compiler.timing import latency
     from snnhw.targets import load as load_target
+    from snnhw.arrays import check_output_file
+    from snnhw.safety import check_disjoint
     from snnhw.targets.emu.emulator import quantize_input
 
+    check_disjoint(output, "-o", {"the build": build, "--input": input})
+    check_output_file(output)
     g, manifest = load_build(build)
     tgt = load_target(target or manifest["target"])
     x = _load_input(input, encode, steps, seed)
@@ -237,7 +255,7 @@ def verify(
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
     labels: Optional[Path] = typer.Option(None, help="labels [B] (.npy) for float vs fixed accuracy"),
     targets: str = typer.Option("emu", help="comma-separated targets, e.g. emu,loihi"),
-    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    arch: Optional[str] = typer.Option(None, help=ARCH_HELP),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from the input)"),
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
@@ -270,9 +288,8 @@ def verify(
     opts, _ = _compile_options(float_g, tgts[0], x, input_kind, input_bits, weight_bits, "--input")
     y = None
     if labels is not None:
-        y = load_array(labels).reshape(-1)
-        if y.shape[0] != x.shape[1]:
-            raise SnnhwError(f"--labels has {y.shape[0]} entries for {x.shape[1]} samples")
+        from snnhw.arrays import load_labels
+        y = load_labels(labels, x.shape[1], float_g.output.size)
     reference, note = None, None
     if net is not None:
         from snnhw.frontends.snntorch_reference import reference_run
@@ -336,10 +353,13 @@ def report(
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
     """Spike counts, synaptic operations, energy and plots of a build on an input."""
-    from snnhw.build import load_build
+    from snnhw.build import check_output_dir, load_build
     from snnhw.report import build_report, write_report
+    from snnhw.safety import check_disjoint
     from snnhw.targets.emu.emulator import quantize_input
 
+    check_disjoint(output, "-o", {"the build": build, "--input": input})
+    check_output_dir(output, "report")
     g, _ = load_build(build)
     x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)
@@ -411,17 +431,24 @@ def targets(as_json: bool = typer.Option(False, "--json", help="print as JSON"))
 
 
 def main(argv=None) -> int:
-    """Run the CLI; return the exit code (2 for every user error, with a one-line message)."""
+    """Run the CLI; return the exit code (2 for every user error, with a one-line message; 130 after
+    Ctrl-C, 143 after SIGTERM, both once every child process and temporary file is gone)."""
+    from snnhw.safety import SIGTERM_EXIT, Terminated, check_environment, one_line, terminate_on_sigterm
+    terminate_on_sigterm()
     try:
+        check_environment()
         app(args=argv, prog_name="snnhw")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SnnhwError as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        err.print(f"error: {one_line(exc)}", markup=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Terminated:
+        err.print("terminated")
+        return SIGTERM_EXIT
     except MemoryError:
         err.print("error: out of memory; use a smaller batch or fewer timesteps")
         return 2

@@ -1,8 +1,9 @@
 """Run an external program so that it can never hang snnhw or outlive it.
 
 Simulators (Lava's forked processes, Icarus, Verilator, yosys) run in a new session with a
-timeout; afterwards the whole process group is killed, whatever happened, so no child is left
-behind; a timeout becomes one clear SnnhwError.
+timeout; afterwards the whole process group is killed, whatever happened (an error, Ctrl-C, or
+SIGTERM, which the CLI turns into an exception: snnhw.safety), so no child is left behind; a
+timeout becomes one clear SnnhwError.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 
 from snnhw.errors import SnnhwError
+
+REAP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,5 +42,14 @@ def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=No
         proc.communicate()
         raise SnnhwError(f"{what} did not finish within {timeout:g} s and was stopped; {hint}") from None
     finally:
-        _kill_group(proc)  # children it forked, whatever happened
+        _kill_group(proc)  # children it forked, whatever happened (an exception, Ctrl-C or SIGTERM too)
+        _reap(proc)
     return Finished(proc.returncode, out, err)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for the killed leader, so it is gone before its temporary files are removed."""
+    try:
+        proc.wait(timeout=REAP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
+        pass
