@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape as esc  # layer names are text, never rich markup
 from rich.table import Table
 
 from snnhw.errors import SnnhwError
@@ -136,7 +137,7 @@ def compile(
         out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
     for note in getattr(backend, "notes", lambda g: [])(fixed):
-        out.print(f"note: {note}")
+        out.print(f"note: {esc(note)}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
 
@@ -181,7 +182,7 @@ def _print_layers(g):
                       f"reset {n.reset_mode}/{n.reset_timing}" + (", recurrent" if n.rec_weight is not None else ""))
         elif type(n).__name__ == "Input":
             detail = "binary spikes" if n.bits == 1 else (f"{n.bits}-bit graded, scale {n.scale}" if n.bits else "float")
-        t.add_row(n.name, type(n).__name__, "x".join(map(str, n.shape)), detail)
+        t.add_row(esc(n.name), type(n).__name__, "x".join(map(str, n.shape)), detail)
     out.print(t)
 
 
@@ -241,11 +242,11 @@ def run(
         s = res.spikes[n.name]
         rate = s.sum() / max(1, s.size)
         ov = ", ".join(f"{k} {v}" for k, v in res.overflow.get(n.name, {}).items()) or "0"
-        t.add_row(n.name, str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
+        t.add_row(esc(n.name), str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
     out.print(t)
     other = {k: v for k, v in res.overflow.items() if k not in {n.name for n in g.neurons}}
     for k, v in other.items():
-        out.print(f"[yellow]overflow[/] in {k}: {v}")
+        out.print(f"[yellow]overflow[/] in {esc(k)}: {v}")
     out.print(f"wrote {output}")
 
 
@@ -313,9 +314,9 @@ def _print_verify(r: dict):
     if "snntorch" in r:
         s = r["snntorch"]
         match = ", ".join(f"{k} {v['spike_match']:.4f}" for k, v in s["layers"].items())
-        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {match}")
+        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {esc(match)}")
     if r.get("note"):
-        out.print(f"note: {r['note']}")
+        out.print(f"note: {esc(r['note'])}")
     for tname, e in r["targets"].items():
         t = Table(title=f"{tname}: fixed point vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
                         f"latency {e['latency']})")
@@ -327,7 +328,7 @@ def _print_verify(r: dict):
             div = "none" if d is None else (
                 f"{d['step']}, {d['sample']}, {d['neuron']} (spike {d['spike_reference']} -> {d['spike']}, "
                 f"v {d.get('membrane_reference', float('nan')):.4g} -> {d.get('membrane', float('nan')):.4g})")
-            t.add_row(name, str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
+            t.add_row(esc(name), str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
                       f"{L['rate_error_mean']:.4f} / {L['rate_error_max']:.4f}", div)
         out.print(t)
         acc = ""
@@ -339,7 +340,7 @@ def _print_verify(r: dict):
         out.print(f"{tname}: class agreement {e['class_agreement']:.4f}{acc}; overflow events {ov}")
     for c in r["checks"]:
         mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
-        out.print(f"{mark} {c['target']}: {c['check']} ({c['detail']})")
+        out.print(f"{mark} {c['target']}: {esc(c['check'])} ({esc(c['detail'])})")
     out.print("[bold green]verified[/]" if r["passed"] else "[bold red]verification failed[/]")
 
 
@@ -372,7 +373,7 @@ def report(
         t.add_column(col)
     by_layer = c.get("energy", {}).get("by_layer_uj", {})
     for name, L in c["layers"].items():
-        t.add_row(name, str(L["spikes"]), f"{L['rate_per_step']:.4f}", str(L["synaptic_ops"]),
+        t.add_row(esc(name), str(L["spikes"]), f"{L['rate_per_step']:.4f}", str(L["synaptic_ops"]),
                   f"{L['neuron_updates_active']}/{L['neuron_updates_inactive']}",
                   f"{by_layer[name]:.4g}" if name in by_layer else "-")
     out.print(t)
@@ -433,11 +434,11 @@ def targets(as_json: bool = typer.Option(False, "--json", help="print as JSON"))
 def main(argv=None) -> int:
     """Run the CLI; return the exit code (2 for every user error, with a one-line message; 130 after
     Ctrl-C, 143 after SIGTERM, both once every child process and temporary file is gone)."""
-    from snnhw.safety import SIGTERM_EXIT, Terminated, check_environment, one_line, terminate_on_sigterm
-    terminate_on_sigterm()
+    from snnhw.safety import SIGTERM_EXIT, Terminated, check_environment, one_line, sigterm_unwinds
     try:
-        check_environment()
-        app(args=argv, prog_name="snnhw")
+        with sigterm_unwinds():
+            check_environment()
+            app(args=argv, prog_name="snnhw")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SnnhwError as exc:

@@ -5,7 +5,7 @@
   generated code never contains them anyway (identifiers and comments derive from indices).
 * Messages shown to the user are one line: :func:`one_line` escapes whatever control characters a
   message could still carry.
-* SIGTERM (what ``timeout`` and CI runners send) unwinds like Ctrl-C: :func:`terminate_on_sigterm`
+* SIGTERM (what ``timeout`` and CI runners send) unwinds like Ctrl-C: :func:`sigterm_unwinds`
   turns it into :class:`Terminated`, so every ``finally`` runs (child process groups killed,
   temporary directories and half-written outputs removed) and the CLI exits with 143.
 * ``SNNHW_*_TIMEOUT`` variables must be positive numbers of seconds (:func:`check_environment`).
@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
 
 from snnhw.errors import InvalidFileError, SnnhwError
@@ -55,7 +56,7 @@ def check_names(names, source) -> None:
         problem = name_problem(name)
         if problem:
             shown = one_line(name if len(str(name)) <= 60 else str(name)[:60] + "...")
-            raise InvalidFileError(f"{source}: layer name {shown!r} {problem}; rename the layer "
+            raise InvalidFileError(f"{source}: layer name \"{shown}\" {problem}; rename the layer "
                                    "(letters, digits, '.', '_' are always safe)")
 
 
@@ -68,12 +69,18 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def terminate_on_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread (no-op elsewhere)."""
+@contextmanager
+def sigterm_unwinds():
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; restored afterwards)."""
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread of the main interpreter
-        pass
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread of the main interpreter: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def env_seconds(name: str) -> float | None:

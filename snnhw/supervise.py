@@ -8,8 +8,10 @@ timeout becomes one clear SnnhwError.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 from snnhw.errors import SnnhwError
@@ -32,18 +34,27 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=None) -> Finished:
-    """Run ``args``; on timeout raise "<what> did not finish within N s and was stopped; <hint>"."""
-    proc = subprocess.Popen(args, cwd=None if cwd is None else str(cwd), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
+    """Run ``args``; on timeout raise "<what> did not finish within N s and was stopped; <hint>".
+
+    The program gets a private ``TMPDIR`` (``snnhw-child-*``), removed with everything in it once its
+    process group is gone, so temporary files of the tools (Lava's ``pymp-*``, ...) never remain.
+    """
+    scratch = tempfile.mkdtemp(prefix="snnhw-child-")
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        raise SnnhwError(f"{what} did not finish within {timeout:g} s and was stopped; {hint}") from None
+        proc = subprocess.Popen(args, cwd=None if cwd is None else str(cwd), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace",
+                                env={**os.environ, "TMPDIR": scratch})
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise SnnhwError(f"{what} did not finish within {timeout:g} s and was stopped; {hint}") from None
+        finally:
+            _kill_group(proc)  # children it forked, whatever happened (an exception, Ctrl-C or SIGTERM too)
+            _reap(proc)
     finally:
-        _kill_group(proc)  # children it forked, whatever happened (an exception, Ctrl-C or SIGTERM too)
-        _reap(proc)
+        shutil.rmtree(scratch, ignore_errors=True)
     return Finished(proc.returncode, out, err)
 
 

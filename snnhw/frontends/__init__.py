@@ -7,7 +7,10 @@ and never pasted into generated code.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from snnhw.errors import InvalidFileError, SnnhwError
 from snnhw.ir import Graph
@@ -27,7 +30,9 @@ def load_model_and_module(path, arch: str | None = None, input_shape: tuple | No
     path = Path(path)
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise SnnhwError(f"--dt {dt}: must be a positive number of seconds, e.g. --dt 1e-4")
-    g, net = _import(path, arch, input_shape, trust_pickle, dt)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # libraries' numeric warnings are not messages
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g, net = _import(path, arch, input_shape, trust_pickle, dt)
     from snnhw.safety import check_names
     check_names([n.name for n in g.nodes], path)
     return g, net
