@@ -11,7 +11,7 @@ import numpy as np
 from snnhw.errors import InvalidFileError, SnnhwError
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-RESULT_ARRAY = "output.npy"   # every archive `snnhw run` writes holds it
+ZIP_COMMENT = b"written by snnhw run"   # marks the archives `snnhw run` may replace
 
 
 def load_array(path) -> np.ndarray:
@@ -60,14 +60,12 @@ def load_labels(path, samples: int, classes: int) -> np.ndarray:
 
 
 def written_by_snnhw(path: Path) -> bool:
-    """Whether ``path`` is a result archive of ``snnhw run`` (fixed dates, .npy members, ``output``)."""
+    """Whether ``path`` is a result archive of ``snnhw run`` (its zip comment says so)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
+            return zf.comment == ZIP_COMMENT
     except (OSError, zipfile.BadZipFile):
         return False
-    return any(i.filename == RESULT_ARRAY for i in infos) and \
-        all(i.date_time == FIXED_DATE and i.filename.endswith(".npy") for i in infos)
 
 
 def check_output_file(path, flag: str = "-o") -> None:
@@ -83,17 +81,21 @@ def check_output_file(path, flag: str = "-o") -> None:
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir():
         raise SnnhwError(f"{flag} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SnnhwError(f"{flag} {path}: no permission to write in {parent}")
+    from snnhw.safety import writable_folder
+    cannot = writable_folder(parent)
+    if cannot:
+        raise SnnhwError(f"{flag} {path}: cannot write in {parent} ({cannot})")
 
 
 def save_npz(path, arrays: dict) -> None:
-    """Write ``arrays`` as a .npz with fixed timestamps (same arrays -> same bytes), atomically."""
+    """Write ``arrays`` as a .npz with fixed timestamps (same arrays -> same bytes), atomically; an
+    existing ``path`` is replaced only if ``snnhw run`` wrote it (:func:`check_output_file`)."""
     path = Path(path)
     check_output_file(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.comment = ZIP_COMMENT
             for name in sorted(arrays):
                 buf = BytesIO()
                 np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)

@@ -26,6 +26,7 @@ from pathlib import Path
 from snnhw import __version__
 from snnhw.errors import InvalidFileError, SnnhwError
 from snnhw.ir import Graph, load
+from snnhw.safety import writable_folder
 
 MANIFEST = "manifest.json"
 FIXED_IR = "model.onnx"
@@ -127,8 +128,9 @@ def check_output_dir(dest, kind: str, flag: str = "-o") -> None:
     base = _first_existing(dest.parent)
     if not base.is_dir():
         raise SnnhwError(f"{flag} {dest}: {base} is not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise SnnhwError(f"{flag} {dest}: no permission to write in {base}")
+    cannot = writable_folder(base)
+    if cannot:
+        raise SnnhwError(f"{flag} {dest}: cannot write in {base} ({cannot})")
 
 
 @contextmanager

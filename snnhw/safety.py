@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import tempfile
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,16 @@ def check_environment() -> None:
     """Refuse garbage in the variables snnhw reads before any work starts."""
     for name in TIMEOUT_VARIABLES:
         env_seconds(name)
+
+
+def writable_folder(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder`` (None: it can); tried for real, since permission bits
+    do not tell (root, read-only mounts, /proc)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".snnhw-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
 
 
 def _resolved(p) -> Path:
