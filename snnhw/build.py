@@ -26,7 +26,7 @@ from pathlib import Path
 from snnhw import __version__
 from snnhw.errors import InvalidFileError, SnnhwError
 from snnhw.ir import Graph, load
-from snnhw.safety import writable_folder
+from snnhw.safety import is_control, one_line, writable_folder
 
 MANIFEST = "manifest.json"
 FIXED_IR = "model.onnx"
@@ -230,6 +230,7 @@ def read_manifest(build: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or \
             not all(isinstance(k, str) and isinstance(v, str) for k, v in data["files"].items()):
         raise InvalidFileError(f"{path} is malformed; recompile the build")
+    _check_manifest_text(data, path)
     from snnhw.targets import available
     target = data.get("target")
     if not isinstance(target, str) or target not in available():
@@ -239,6 +240,28 @@ def read_manifest(build: Path) -> dict:
     if not isinstance(inp, dict) or not isinstance(inp.get("shape"), list) or not isinstance(data.get("snnhw_version"), str):
         raise InvalidFileError(f"{path} lacks its input description or version; recompile the build")
     return data
+
+
+def _check_manifest_text(data, path: Path) -> None:
+    """Refuse control characters anywhere in the manifest and file entries that leave the build."""
+    def strings(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                yield from strings(k)
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+
+    for text in strings(data):
+        if any(is_control(ch) for ch in text):
+            raise InvalidFileError(f"{path} holds text with control characters ({one_line(text)[:60]}); recompile the build")
+    for f in data["files"]:
+        p = Path(f)
+        if p.is_absolute() or ".." in p.parts or not p.parts:
+            raise InvalidFileError(f"{path} lists {f[:60]!r}, which is outside the build; recompile the build")
 
 
 def load_build(build: Path, which: str = FIXED_IR) -> tuple[Graph, dict]:

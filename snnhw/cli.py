@@ -405,10 +405,10 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
             layers.append(d)
         print(json.dumps({"manifest": manifest, "nodes": layers}, indent=2, sort_keys=True))
         return
-    out.print(f"build {build}: target [bold]{manifest['target']}[/], snnhw {manifest['snnhw_version']}, "
-              f"input {manifest['input']['shape']} ({manifest.get('input_kind', '?')})")
+    out.print(f"build {esc(str(build))}: target [bold]{manifest['target']}[/], snnhw {esc(manifest['snnhw_version'])}, "
+              f"input {esc(str(manifest['input']['shape']))} ({esc(str(manifest.get('input_kind', '?')))})")
     _print_layers(g)
-    out.print("files: " + ", ".join(sorted(manifest["files"])))
+    out.print("files: " + esc(", ".join(sorted(manifest["files"]))))
 
 
 @app.command()

@@ -28,7 +28,7 @@ SIGTERM_EXIT = 128 + signal.SIGTERM
 TIMEOUT_VARIABLES = ("SNNHW_LAVA_TIMEOUT", "SNNHW_FPGA_TIMEOUT")
 
 
-def _is_control(ch: str) -> bool:
+def is_control(ch: str) -> bool:
     """Control, format (bidi overrides, zero-width), surrogate, private and unassigned code points,
     and the line/paragraph separators."""
     return unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
@@ -36,7 +36,7 @@ def _is_control(ch: str) -> bool:
 
 def one_line(text) -> str:
     """``text`` with every control character written as an escape (``\\n``, ``\\x1b``, ``\\u202e``)."""
-    return "".join(ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch for ch in str(text))
+    return "".join(ch.encode("unicode_escape").decode("ascii") if is_control(ch) else ch for ch in str(text))
 
 
 def name_problem(name) -> str | None:
@@ -45,7 +45,7 @@ def name_problem(name) -> str | None:
         return "is empty"
     if len(name) > MAX_NAME_CHARS:
         return f"is {len(name)} characters long (at most {MAX_NAME_CHARS})"
-    bad = next((ch for ch in name if _is_control(ch)), None)
+    bad = next((ch for ch in name if is_control(ch)), None)
     if bad is not None:
         return f"contains the control character {one_line(bad)} (U+{ord(bad):04X})"
     return None

@@ -36,10 +36,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=None) -> Finished:
     """Run ``args``; on timeout raise "<what> did not finish within N s and was stopped; <hint>".
 
-    The program gets a private ``TMPDIR`` (``snnhw-child-*``), removed with everything in it once its
-    process group is gone, so temporary files of the tools (Lava's ``pymp-*``, ...) never remain.
+    The program gets a private ``TMPDIR`` (``snnhw-c*``, short: Lava's multiprocessing puts a unix
+    socket in it), removed with everything in it once its process group is gone, so temporary files
+    of the tools (Lava's ``pymp-*``, ...) never remain.
     """
-    scratch = tempfile.mkdtemp(prefix="snnhw-child-")
+    scratch = tempfile.mkdtemp(prefix="snnhw-c")
     try:
         proc = subprocess.Popen(args, cwd=None if cwd is None else str(cwd), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace",

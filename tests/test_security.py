@@ -11,9 +11,11 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import OrderedDict
@@ -169,7 +171,6 @@ def w(tmp_path_factory):
 
 
 def copy_build(w, tmp: Path) -> Path:
-    import shutil
     b = tmp / "b"
     shutil.copytree(w.build, b)
     return b
@@ -266,7 +267,6 @@ def _build_with_user_file(w, tmp):
 
 
 def _model_next_to_output(w, tmp):
-    import shutil
     shutil.copy(w.sd, tmp / "sd.pt")
     return tmp / "sd.pt"
 
@@ -369,6 +369,11 @@ REFUSED = {
     "manifest-target-number": (lambda w, t, mp: ["inspect", _manifest(w, t, target=5)], "names no known target"),
     "manifest-wrong-target": (lambda w, t, mp: ["run", _manifest(w, t, target="loihi"), "-i", w.x, "-o", t / "o.npz"],
                               "not the fixed IR of a loihi build"),
+    "manifest-version-escape-sequence": (lambda w, t, mp: ["inspect", _manifest(w, t, snnhw_version="\x1b]0;owned\x07")],
+                                         "control characters"),
+    "manifest-file-outside-build": (lambda w, t, mp: ["inspect", _manifest_files(w, t, "../../etc/passwd")],
+                                    "outside the build"),
+    "manifest-absolute-file": (lambda w, t, mp: ["inspect", _manifest_files(w, t, "/etc/passwd")], "outside the build"),
     "manifest-input-not-a-dict": (lambda w, t, mp: ["inspect", _manifest(w, t, input=3)], "input description"),
     "float-ir-as-build": (lambda w, t, mp: ["report", _float_build(w, t), "-i", w.x, "-o", t / "r"],
                           "holds a float IR"),
@@ -439,8 +444,16 @@ def _manifest(w, t, **changes):
     return b
 
 
+def _manifest_files(w, t, extra: str):
+    b = copy_build(w, t)
+    rewrite_manifest(b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["files"][extra] = "0" * 64
+    (b / "manifest.json").write_text(json.dumps(m))
+    return b
+
+
 def _float_build(w, t):
-    import shutil
     b = copy_build(w, t)
     shutil.copy(b / "float.onnx", b / "model.onnx")
     rewrite_manifest(b)
@@ -462,7 +475,6 @@ def test_refused_in_one_line_and_nothing_changes(case, w, tmp_path, monkeypatch)
 
 # ----------------------------------------------------------------------------- accepted cases
 def test_outputs_snnhw_wrote_are_replaced(w, tmp_path):
-    import shutil
     for src in (w.build, w.report):
         shutil.copytree(src, tmp_path / src.name)
     shutil.copy(w.result, tmp_path / "out.npz")
@@ -481,7 +493,6 @@ def test_outputs_snnhw_wrote_are_replaced(w, tmp_path):
 
 def test_failed_swap_keeps_the_old_build_and_leaves_nothing(w, tmp_path, monkeypatch):
     """A build that cannot be renamed into place: one line, the old build intact, no .X.old/.X.tmp."""
-    import shutil
     from snnhw import build as b
     shutil.copytree(w.build, tmp_path / "build")
     before = snapshot(tmp_path)
@@ -585,14 +596,15 @@ def _tagged(tag: str) -> list[int]:
 def _terminate_when(args, cwd: Path, ready, env_extra=None):
     """Start the CLI, wait until ``ready(children, tmpdir)``, send SIGTERM; return (rc, stderr, tmpdir, tag)."""
     tag = uuid.uuid4().hex
-    tmpdir = cwd / "tmp"
-    tmpdir.mkdir()
+    # a short TMPDIR: Lava's multiprocessing puts a unix socket in it (paths are limited to 107 bytes)
+    tmpdir = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
     env = {**os.environ, "SNNHW_TEST_TAG": tag, "TMPDIR": str(tmpdir), **(env_extra or {})}
     proc = subprocess.Popen([sys.executable, "-m", "snnhw.cli", *map(str, args)], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not ready([p for p in _tagged(tag) if p != proc.pid], tmpdir):
-        assert proc.poll() is None, "the run ended before it could be interrupted"
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before it could be interrupted: {proc.stderr.read()}")
         assert time.monotonic() < deadline, "the run never reached the state to interrupt"
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
@@ -601,10 +613,13 @@ def _terminate_when(args, cwd: Path, ready, env_extra=None):
 
 
 def _gone(tag: str, tmpdir: Path) -> tuple[list, list]:
+    """Processes still tagged and files left in the TMPDIR of the run (which is then removed)."""
     deadline = time.monotonic() + 10
     while (_tagged(tag) or os.listdir(tmpdir)) and time.monotonic() < deadline:
         time.sleep(0.1)  # SIGKILLed processes take a moment to disappear from /proc
-    return _tagged(tag), os.listdir(tmpdir)
+    left = _tagged(tag), os.listdir(tmpdir)
+    shutil.rmtree(tmpdir)
+    return left
 
 
 def _comm(pid: int) -> str:
@@ -630,4 +645,18 @@ def test_sigterm_during_yosys_leaves_no_half_build(w, tmp_path):
         lambda kids, tmp: any(_comm(p) == "yosys" for p in kids), {"SNNHW_FPGA_SYNTH": "1"})
     assert rc == 143, err
     assert _gone(tag, tmpdir) == ([], [])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_an_icarus_simulation_leaves_nothing(w, tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNHW_FPGA_SYNTH", "0")
+    rc, _, se = cli("compile", w.sd, "--arch", w.arch, "-t", "fpga", "-o", tmp_path / "b")
+    assert rc == 0, se
+    x = tmp_path / "long.npy"
+    np.save(x, (np.random.default_rng(2).random((3000, 4, 16)) < 0.5).astype(np.float32))
+    rc, err, tmpdir, tag = _terminate_when(
+        ["run", tmp_path / "b", "-i", x, "-o", tmp_path / "o.npz"], tmp_path,
+        lambda kids, tmp: any(_comm(p) == "vvp" for p in kids), {"SNNHW_FPGA_SIM": "icarus"})
+    assert rc == 143, err
+    assert _gone(tag, tmpdir) == ([], [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "long.npy"]
