@@ -339,8 +339,9 @@ REFUSED = {
                                "not a directory"),
     "compile-o-unwritable": (lambda w, t, mp: ["compile", w.sd, "--arch", w.arch, "-o", "/proc/snnhw-b"],
                              "cannot write in /proc"),
-    "run-o-unwritable-before-running": (lambda w, t, mp: ["run", w.build, "-i", w.x, "-t", "loihi",
-                                                           "-o", "/proc/o.npz"], "cannot write in /proc"),
+    "run-o-unwritable-before-running": (lambda w, t, mp: [mp.setattr("snnhw.targets.loihi.backend.run", _must_not_run),
+                                                           "run", w.build, "-i", w.x, "-t", "loihi",
+                                                           "-o", "/proc/o.npz"][1:], "cannot write in /proc"),
     "run-o-symlink": (lambda w, t, mp: ["run", w.build, "-i", w.x, "-o", _symlink(t, w.result)], "symbolic link"),
     # 5. files outside the build
     "onnx-external-data": (lambda w, t, mp: ["run", _external(w, t), "-i", w.x, "-o", t / "o.npz"],
@@ -409,6 +410,10 @@ REFUSED = {
     "nir-conv-stride-0": (lambda w, t, mp: ["compile", nir_conv(t / "c.nir", 0), "-o", t / "b"],
                           "not a readable NIR file"),
 }
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the backend ran although the output could not be written")
 
 
 def _mkdir(p: Path) -> Path:
@@ -509,17 +514,32 @@ def test_failed_swap_keeps_the_old_build_and_leaves_nothing(w, tmp_path, monkeyp
     assert snapshot(tmp_path) == before
 
 
-def test_two_compiles_racing_to_the_same_output(w, tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "snnhw.cli", "compile", w.sd, "--arch", w.arch, "-o",
-                               tmp_path / "b"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    for p in procs:
-        p.stdout.close()
-        p.stderr.close()
-    assert [rc for rc, _ in results] == [0, 0], results
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
-    assert (tmp_path / "b" / "model.onnx").read_bytes() == (w.build / "model.onnx").read_bytes()
+def test_two_outputs_racing_to_the_same_path(w, tmp_path):
+    """Two writers (as two compiles to the same -o) finish at the same moment, several times over:
+    both succeed, the result is one complete output, nothing else is left next to it."""
+    import threading
+    from snnhw.build import atomic_dir, write_json
+    dest = tmp_path / "b"
+    for round_ in range(5):
+        barrier, errors = threading.Barrier(2), []
+
+        def writer(k):
+            try:
+                with atomic_dir(dest, "build") as tmp:
+                    (tmp / "model.onnx").write_text(f"writer {k}")
+                    write_json(tmp / "manifest.json", {"snnhw_version": "0", "files": {"model.onnx": "x"}})
+                    barrier.wait(timeout=30)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == [], (round_, errors)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+        assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", "model.onnx"]
 
 
 def test_names_never_reach_generated_code_and_html_escapes_them(w, tmp_path, monkeypatch):
