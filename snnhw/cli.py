@@ -190,7 +190,8 @@ def _print_layers(g):
 def run(
     build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
-    output: Path = typer.Option(..., "-o", "--output", help="result .npz: one [T', B, *shape] int8 array per layer"),
+    output: Path = typer.Option(..., "-o", "--output", help="result .npz: one [T', B, *shape] int8 array per layer "
+                                "(replaces only a result `snnhw run` wrote)"),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="backend to run on (default: the build's)"),
     extra_steps: Optional[int] = typer.Option(None, help="zero steps appended so late spikes come out "
                                               "(default: the network's latency)"),
@@ -348,7 +349,8 @@ def _print_verify(r: dict):
 def report(
     build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
-    output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html"),
+    output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html "
+                                "(replaces only a report folder snnhw wrote)"),
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
