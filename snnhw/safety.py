@@ -61,6 +61,20 @@ def check_names(names, source) -> None:
                                    "(letters, digits, '.', '_' are always safe)")
 
 
+def with_index_names(g):
+    """A copy of graph ``g`` whose nodes are named ``n0, n1, ...`` (no metadata), and the map from
+    those names back to the user's: what a worker process gets instead of the model's text."""
+    import copy
+    indexed = copy.deepcopy(g)
+    names = {n.name: f"n{i}" for i, n in enumerate(indexed.nodes)}
+    for n in indexed.nodes:
+        n.name = names[n.name]
+        if hasattr(n, "input"):
+            n.input = names[n.input]
+    indexed.meta = {}
+    return indexed, {v: k for k, v in names.items()}
+
+
 class Terminated(BaseException):
     """SIGTERM arrived: unwind like KeyboardInterrupt (not an Exception, so nothing swallows it)."""
 

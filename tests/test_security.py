@@ -680,3 +680,25 @@ def test_sigterm_during_an_icarus_simulation_leaves_nothing(w, tmp_path, monkeyp
     assert rc == 143, err
     assert _gone(tag, tmpdir) == ([], [])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "long.npy"]
+
+
+def test_lava_worker_job_holds_no_model_text(w, tmp_path, monkeypatch):
+    """The Lava worker gets the IR with index names; results come back under the user's names."""
+    from snnhw.build import load_build
+    from snnhw.targets.loihi import backend
+    model = torch_file(tmp_path, whole_module(PRINTABLE_ATTACK))
+    rc, _, se = cli("compile", model, "-t", "loihi", "-o", tmp_path / "b")
+    assert rc == 0, se
+    g, _ = load_build(tmp_path / "b")
+    jobs = []
+    real = backend.run_supervised
+
+    def spy(args, *rest, **kw):
+        jobs.append(Path(args[-1], "model.onnx").read_bytes())
+        return real(args, *rest, **kw)
+
+    monkeypatch.setattr(backend, "run_supervised", spy)
+    x = np.load(w.x)[:3, :1]
+    res = backend.run(g, x)
+    assert len(jobs) == 1 and b"PWNED" not in jobs[0] and b"onerror" not in jobs[0]
+    assert set(res.spikes) == {PRINTABLE_ATTACK, "lif2"}
