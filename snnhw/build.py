@@ -269,6 +269,8 @@ def load_build(build: Path, which: str = FIXED_IR) -> tuple[Graph, dict]:
     manifest = read_manifest(build)
     path = Path(build) / which
     want = manifest["files"].get(which)
+    if path.is_symlink():
+        raise InvalidFileError(f"{path} is a symbolic link; a build holds its own files; recompile the build")
     if not path.is_file():
         raise InvalidFileError(f"{path} is missing; recompile the build")
     if want != sha256(path):

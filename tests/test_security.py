@@ -375,6 +375,8 @@ REFUSED = {
     "manifest-file-outside-build": (lambda w, t, mp: ["inspect", _manifest_files(w, t, "../../etc/passwd")],
                                     "outside the build"),
     "manifest-absolute-file": (lambda w, t, mp: ["inspect", _manifest_files(w, t, "/etc/passwd")], "outside the build"),
+    "build-ir-is-a-symlink": (lambda w, t, mp: ["run", _ir_symlink(w, t), "-i", w.x, "-o", t / "o.npz"],
+                              "symbolic link"),
     "manifest-input-not-a-dict": (lambda w, t, mp: ["inspect", _manifest(w, t, input=3)], "input description"),
     "float-ir-as-build": (lambda w, t, mp: ["report", _float_build(w, t), "-i", w.x, "-o", t / "r"],
                           "holds a float IR"),
@@ -455,6 +457,14 @@ def _manifest_files(w, t, extra: str):
     m = json.loads((b / "manifest.json").read_text())
     m["files"][extra] = "0" * 64
     (b / "manifest.json").write_text(json.dumps(m))
+    return b
+
+
+def _ir_symlink(w, t):
+    b = copy_build(w, t)
+    (b / "model.onnx").rename(t / "elsewhere.onnx")
+    os.symlink(t / "elsewhere.onnx", b / "model.onnx")
+    rewrite_manifest(b)
     return b
 
 
