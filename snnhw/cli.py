@@ -44,9 +44,8 @@ ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into 
 
 def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None) -> np.ndarray:
     """The input array of --input, spike-encoded when --encode is given."""
-    from snnhw.arrays import load_array
+    from snnhw.arrays import check_samples, load_array
     from snnhw.encoders import encode as encode_array
-    from snnhw.arrays import check_samples
     x = load_array(path)
     if encode is None:
         if steps is not None or seed is not None:
@@ -105,11 +104,11 @@ def compile(
     from snnhw.compiler.quant_report import quantization_report
     from snnhw.frontends import load_model
     from snnhw.ir import save
+    from snnhw.safety import check_disjoint
     from snnhw.targets import load as load_target
 
-    from snnhw.safety import check_disjoint
-    check_disjoint(output, "-o", {"the model": model, "the --arch file": (arch.rpartition(":")[0] or None) if arch else None,
-                                  "--calib": calib})
+    arch_file = arch.rpartition(":")[0] or None if arch else None
+    check_disjoint(output, "-o", {"the model": model, "the --arch file": arch_file, "--calib": calib})
     b.check_output_dir(output, "build")
     tgt = load_target(target)
     with out.status(f"importing {model}"):
@@ -149,8 +148,8 @@ def _check_shape(x, g, what: str):
 
 def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what):
     """Compile options from the flags and an optional sample input (its range and kind)."""
-    from snnhw.compiler.pipeline import CompileOptions
     from snnhw.arrays import check_samples
+    from snnhw.compiler.pipeline import CompileOptions
     kind, x_max = input_kind, 1.0
     if weight_bits is not None and weight_bits < 2:
         raise SnnhwError(f"--weight-bits {weight_bits}: weights need at least 2 bits (sign and magnitude)")
@@ -205,9 +204,9 @@ def run(
     from snnhw.arrays import save_npz
     from snnhw.build import load_build
     from snnhw.compiler.timing import latency
-    from snnhw.targets import load as load_target
     from snnhw.arrays import check_output_file
     from snnhw.safety import check_disjoint
+    from snnhw.targets import load as load_target
     from snnhw.targets.emu.emulator import quantize_input
 
     check_disjoint(output, "-o", {"the build": build, "--input": input})
