@@ -1,4 +1,4 @@
-"""Reading user arrays and writing result archives deterministically."""
+"""Reading user arrays and writing result archives deterministically and without destroying files."""
 from __future__ import annotations
 
 import os
@@ -11,10 +11,11 @@ import numpy as np
 from snnhw.errors import InvalidFileError, SnnhwError
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+ZIP_COMMENT = b"written by snnhw run"   # marks the archives `snnhw run` may replace
 
 
 def load_array(path) -> np.ndarray:
-    """A numeric array from a ``.npy`` file (no pickles), or from the single array of a ``.npz``."""
+    """A real numeric array from a ``.npy`` file (no pickles), or from the single array of a ``.npz``."""
     path = Path(path)
     if not path.is_file():
         raise SnnhwError(f"input file {path} does not exist")
@@ -30,17 +31,71 @@ def load_array(path) -> np.ndarray:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         raise InvalidFileError(f"{path} is not a readable .npy array ({first})") from None
+    if np.issubdtype(data.dtype, np.complexfloating):
+        raise SnnhwError(f"{path} has complex dtype {data.dtype}; give real values")
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         raise SnnhwError(f"{path} has dtype {data.dtype}; give a numeric array")
     return data
 
 
-def save_npz(path, arrays: dict) -> None:
-    """Write ``arrays`` as a .npz with fixed timestamps (same arrays -> same bytes), atomically."""
+def check_samples(x: np.ndarray, what: str) -> None:
+    """Refuse an input ``[T, B, ...]`` without a timestep or a sample (T = 0 or B = 0)."""
+    if x.ndim < 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise SnnhwError(f"{what} has shape {tuple(x.shape)}; it needs at least one timestep and one sample "
+                         "([T, B, *shape] with T, B >= 1)")
+
+
+def load_labels(path, samples: int, classes: int) -> np.ndarray:
+    """Integer class labels ``[B]`` in ``0..classes-1`` from ``path`` (refuses NaN, fractions, negatives)."""
+    y = load_array(path).reshape(-1)
+    if y.shape[0] != samples:
+        raise SnnhwError(f"--labels has {y.shape[0]} entries for {samples} samples")
+    yf = y.astype(np.float64)
+    if not np.all(np.isfinite(yf)) or not np.all(yf == np.round(yf)):
+        raise SnnhwError(f"--labels {path}: labels must be whole class numbers (found NaN, Inf or fractions)")
+    if y.size and (yf.min() < 0 or yf.max() >= classes):
+        raise SnnhwError(f"--labels {path}: labels range over [{int(yf.min())}, {int(yf.max())}], but the output "
+                         f"layer has {classes} neurons (classes 0..{classes - 1})")
+    return yf.astype(np.int64)
+
+
+def written_by_snnhw(path: Path) -> bool:
+    """Whether ``path`` is a result archive of ``snnhw run`` (its zip comment says so)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.comment == ZIP_COMMENT
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_output_file(path, flag: str = "-o") -> None:
+    """Refuse before any work an output file that cannot be written or would destroy a user's file."""
     path = Path(path)
+    if path.is_symlink():
+        raise SnnhwError(f"{flag} {path} is a symbolic link; name a regular file")
+    if path.is_dir():
+        raise SnnhwError(f"{flag} {path} is a directory; name a file, e.g. {flag} {path / 'out.npz'}")
+    if path.exists() and not written_by_snnhw(path):
+        raise SnnhwError(f"{flag} {path} exists and was not written by `snnhw run`; choose another file or "
+                         "remove it yourself")
+    parent = Path(os.path.abspath(path)).parent
+    if not parent.is_dir():
+        raise SnnhwError(f"{flag} {path}: folder {parent} does not exist")
+    from snnhw.safety import writable_folder
+    cannot = writable_folder(parent)
+    if cannot:
+        raise SnnhwError(f"{flag} {path}: cannot write in {parent} ({cannot})")
+
+
+def save_npz(path, arrays: dict) -> None:
+    """Write ``arrays`` as a .npz with fixed timestamps (same arrays -> same bytes), atomically; an
+    existing ``path`` is replaced only if ``snnhw run`` wrote it (:func:`check_output_file`)."""
+    path = Path(path)
+    check_output_file(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.comment = ZIP_COMMENT
             for name in sorted(arrays):
                 buf = BytesIO()
                 np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
@@ -49,5 +104,6 @@ def save_npz(path, arrays: dict) -> None:
                 zf.writestr(info, buf.getvalue())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SnnhwError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape as esc  # layer names are text, never rich markup
 from rich.table import Table
 
 from snnhw.errors import SnnhwError
@@ -35,20 +36,24 @@ class Encoding(str, Enum):
     delta = "delta"
 
 
+ARCH_HELP = ("FILE.py:NAME building the module, for a state_dict; snnhw imports and runs FILE.py, so use only "
+             "your own code (docs/security.md)")
 ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into spikes (snnhw.encoders, "
                "docs/python-api.md)")
 
 
 def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None) -> np.ndarray:
     """The input array of --input, spike-encoded when --encode is given."""
-    from snnhw.arrays import load_array
+    from snnhw.arrays import check_samples, load_array
     from snnhw.encoders import encode as encode_array
     x = load_array(path)
     if encode is None:
         if steps is not None or seed is not None:
             raise SnnhwError("--steps and --seed need --encode rate|latency|delta")
-        return x
-    return encode_array(encode.value, x, steps, seed)
+    else:
+        x = encode_array(encode.value, x, steps, seed)
+    check_samples(x, f"--input {path}")
+    return x
 
 
 MAX_INPUT_ELEMENTS = 1 << 26  # per sample; larger shapes are almost surely typos
@@ -72,9 +77,10 @@ def _parse_shape(text: str | None) -> tuple | None:
 @app.command()
 def compile(
     model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
-    output: Path = typer.Option(..., "-o", "--output", help="build directory to create (replaced atomically)"),
+    output: Path = typer.Option(..., "-o", "--output", help="build directory to create (replaces only an snnhw "
+                                "build, atomically)"),
     target: str = typer.Option("emu", "--target", "-t", help="target name (see `snnhw targets`)"),
-    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    arch: Optional[str] = typer.Option(None, help=ARCH_HELP),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28 (required for conv nets)"),
     input_kind: Optional[InputKind] = typer.Option(None, help="spikes (0/1) or graded (analog values, direct "
                                                    "encoding); default: from --calib, else spikes"),
@@ -91,8 +97,12 @@ def compile(
     from snnhw.arrays import load_array
     from snnhw.compiler.pipeline import passes_for
     from snnhw.frontends import load_model
+    from snnhw.safety import check_disjoint
     from snnhw.targets import load as load_target
 
+    arch_file = arch.rpartition(":")[0] or None if arch else None
+    check_disjoint(output, "-o", {"the model": model, "the --arch file": arch_file, "--calib": calib})
+    b.check_output_dir(output, "build")
     tgt = load_target(target)
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
@@ -100,7 +110,7 @@ def compile(
                                   "--calib")
     if verbose:
         out.print(f"passes: {' -> '.join(p.name for p in passes_for(tgt))}")
-    with b.atomic_dir(output) as tmp:
+    with b.atomic_dir(output, "build") as tmp:
         fixed, mapping, backend = _compile_into(tmp, float_g, tgt, opts, kind, verbose)
     _print_layers(fixed)
     if mapping is not None:
@@ -108,7 +118,7 @@ def compile(
         out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
     for note in backend.notes(fixed):
-        out.print(f"note: {note}")
+        out.print(f"note: {esc(note)}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
 
@@ -138,15 +148,19 @@ def _check_shape(x, g, what: str):
 
 def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what):
     """Compile options from the flags and an optional sample input (its range and kind)."""
+    from snnhw.arrays import check_samples
     from snnhw.compiler.pipeline import CompileOptions
     kind, x_max = input_kind, 1.0
+    if weight_bits is not None and weight_bits < 2:
+        raise SnnhwError(f"--weight-bits {weight_bits}: weights need at least 2 bits (sign and magnitude)")
     if sample is not None:
+        check_samples(sample, what)
         _check_shape(sample, float_g, what)
         x_max = float(np.abs(sample).max()) or 1.0
         if kind is None:
             kind = InputKind.spikes if np.all((sample == 0) | (sample == 1)) else InputKind.graded
     kind = kind or InputKind.spikes
-    bits = 1 if kind == InputKind.spikes else (input_bits or tgt.numerics.input_bits)
+    bits = 1 if kind == InputKind.spikes else (tgt.numerics.input_bits if input_bits is None else input_bits)
     if kind == InputKind.graded and not (2 <= bits <= 24):
         raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
     return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits, calibration=sample), kind.value
@@ -167,7 +181,7 @@ def _print_layers(g):
                       f"reset {n.reset_mode}/{n.reset_timing}" + (", recurrent" if n.rec_weight is not None else ""))
         elif type(n).__name__ == "Input":
             detail = "binary spikes" if n.bits == 1 else (f"{n.bits}-bit graded, scale {n.scale}" if n.bits else "float")
-        t.add_row(n.name, type(n).__name__, "x".join(map(str, n.shape)), detail)
+        t.add_row(esc(n.name), type(n).__name__, "x".join(map(str, n.shape)), detail)
     out.print(t)
 
 
@@ -175,7 +189,8 @@ def _print_layers(g):
 def run(
     build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
-    output: Path = typer.Option(..., "-o", "--output", help="result .npz: one [T', B, *shape] int8 array per layer"),
+    output: Path = typer.Option(..., "-o", "--output", help="result .npz: one [T', B, *shape] int8 array per layer "
+                                "(replaces only a result `snnhw run` wrote)"),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="backend to run on (default: the build's)"),
     extra_steps: Optional[int] = typer.Option(None, help="zero steps appended so late spikes come out "
                                               "(default: the network's latency)"),
@@ -196,10 +211,14 @@ def run(
     from snnhw.arrays import save_npz
     from snnhw.build import load_build
     from snnhw.semantics import latency, pad_steps, quantize_input
+    from snnhw.arrays import check_output_file
+    from snnhw.safety import check_disjoint
     from snnhw.targets import load as load_target
     from snnhw.shard import run_sharded
     from snnhw.targets.contract import backend_for
 
+    check_disjoint(output, "-o", {"the build": build, "--input": input})
+    check_output_file(output)
     g, manifest = load_build(build)
     keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
@@ -239,11 +258,11 @@ def run(
         s = res.spikes[n.name]
         rate = s.sum() / max(1, s.size)
         ov = ", ".join(f"{k} {v}" for k, v in res.overflow.get(n.name, {}).items()) or "0"
-        t.add_row(n.name, str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
+        t.add_row(esc(n.name), str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
     out.print(t)
     other = {k: v for k, v in res.overflow.items() if k not in {n.name for n in g.neurons}}
     for k, v in other.items():
-        out.print(f"[yellow]overflow[/] in {k}: {v} ({res.overflow_source})")
+        out.print(f"[yellow]overflow[/] in {esc(k)}: {v} ({res.overflow_source})")
     out.print(f"wrote {output}")
 
 
@@ -284,7 +303,7 @@ def verify(
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
     labels: Optional[Path] = typer.Option(None, help="labels [B] (.npy) for float vs fixed accuracy"),
     targets: str = typer.Option("emu", help="comma-separated targets, e.g. emu,loihi"),
-    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    arch: Optional[str] = typer.Option(None, help=ARCH_HELP),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from the input)"),
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
@@ -317,9 +336,8 @@ def verify(
     opts, _ = _compile_options(float_g, tgts[0], x, input_kind, input_bits, weight_bits, "--input")
     y = None
     if labels is not None:
-        y = load_array(labels).reshape(-1)
-        if y.shape[0] != x.shape[1]:
-            raise SnnhwError(f"--labels has {y.shape[0]} entries for {x.shape[1]} samples")
+        from snnhw.arrays import load_labels
+        y = load_labels(labels, x.shape[1], float_g.output.size)
     reference, note = None, None
     if net is not None:
         from snnhw.frontends.snntorch_reference import reference_run
@@ -343,9 +361,9 @@ def _print_verify(r: dict):
     if "snntorch" in r:
         s = r["snntorch"]
         match = ", ".join(f"{k} {v['spike_match']:.4f}" for k, v in s["layers"].items())
-        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {match}")
+        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {esc(match)}")
     if r.get("note"):
-        out.print(f"note: {r['note']}")
+        out.print(f"note: {esc(r['note'])}")
     for tname, e in r["targets"].items():
         t = Table(title=f"{tname}: fixed point vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
                         f"latency {e['latency']})")
@@ -357,7 +375,7 @@ def _print_verify(r: dict):
             div = "none" if d is None else (
                 f"{d['step']}, {d['sample']}, {d['neuron']} (spike {d['spike_reference']} -> {d['spike']}, "
                 f"v {d.get('membrane_reference', float('nan')):.4g} -> {d.get('membrane', float('nan')):.4g})")
-            t.add_row(name, str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
+            t.add_row(esc(name), str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
                       f"{L['rate_error_mean']:.4f} / {L['rate_error_max']:.4f}", div)
         out.print(t)
         acc = ""
@@ -369,7 +387,7 @@ def _print_verify(r: dict):
         out.print(f"{tname}: class agreement {e['class_agreement']:.4f}{acc}; overflow events {ov}")
     for c in r["checks"]:
         mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
-        out.print(f"{mark} {c['target']}: {c['check']} ({c['detail']})")
+        out.print(f"{mark} {c['target']}: {esc(c['check'])} ({esc(c['detail'])})")
     out.print("[bold green]verified[/]" if r["passed"] else "[bold red]verification failed[/]")
 
 
@@ -377,16 +395,20 @@ def _print_verify(r: dict):
 def report(
     build: Path = typer.Argument(..., help="build directory from `snnhw compile`"),
     input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
-    output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html"),
+    output: Path = typer.Option(..., "-o", "--output", help="report directory: report.json and report.html "
+                                "(replaces only a report folder snnhw wrote)"),
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
     """Spike counts, synaptic operations, energy and plots of a build on an input."""
-    from snnhw.build import load_build
+    from snnhw.build import check_output_dir, load_build
     from snnhw.report import build_report, write_report
+    from snnhw.safety import check_disjoint
     from snnhw.semantics import quantize_input
 
+    check_disjoint(output, "-o", {"the build": build, "--input": input})
+    check_output_dir(output, "report")
     g, _ = load_build(build)
     x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)
@@ -399,7 +421,7 @@ def report(
         t.add_column(col)
     by_layer = c.get("energy", {}).get("by_layer_uj", {})
     for name, L in c["layers"].items():
-        t.add_row(name, str(L["spikes"]), f"{L['rate_per_step']:.4f}", str(L["synaptic_ops"]),
+        t.add_row(esc(name), str(L["spikes"]), f"{L['rate_per_step']:.4f}", str(L["synaptic_ops"]),
                   f"{L['neuron_updates_active']}/{L['neuron_updates_inactive']}",
                   f"{by_layer[name]:.4g}" if name in by_layer else "-")
     out.print(t)
@@ -433,12 +455,12 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
             layers.append(d)
         print(json.dumps({"manifest": manifest, "nodes": layers}, indent=2, sort_keys=True))
         return
-    out.print(f"build {build}: target [bold]{manifest['target']}[/], snnhw {manifest['snnhw_version']}, "
-              f"input {manifest['input']['shape']} ({manifest.get('input_kind', '?')})")
+    out.print(f"build {esc(str(build))}: target [bold]{manifest['target']}[/], snnhw {esc(manifest['snnhw_version'])}, "
+              f"input {esc(str(manifest['input']['shape']))} ({esc(str(manifest.get('input_kind', '?')))})")
     _print_layers(g)
-    out.print("files: " + ", ".join(sorted(manifest["files"])))
+    out.print("files: " + esc(", ".join(sorted(manifest["files"]))))
     for note in backend_for(load_target(manifest["target"])).notes(g):
-        out.print(f"note: {note}")
+        out.print(f"note: {esc(note)}")
 
 
 @app.command()
@@ -462,17 +484,24 @@ def targets(as_json: bool = typer.Option(False, "--json", help="print as JSON"))
 
 
 def main(argv=None) -> int:
-    """Run the CLI; return the exit code (2 for every user error, with a one-line message)."""
+    """Run the CLI; return the exit code (2 for every user error, with a one-line message; 130 after
+    Ctrl-C, 143 after SIGTERM, both once every child process and temporary file is gone)."""
+    from snnhw.safety import SIGTERM_EXIT, Terminated, check_environment, one_line, sigterm_unwinds
     try:
-        app(args=argv, prog_name="snnhw")
+        with sigterm_unwinds():
+            check_environment()
+            app(args=argv, prog_name="snnhw")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SnnhwError as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        err.print(f"error: {one_line(exc)}", markup=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Terminated:
+        err.print("terminated")
+        return SIGTERM_EXIT
     except MemoryError:
         err.print("error: out of memory; use a smaller batch or fewer timesteps")
         return 2

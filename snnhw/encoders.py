@@ -118,6 +118,8 @@ def encode(kind: str, data: np.ndarray, steps: int | None, seed: int | None) -> 
         raise SnnhwError(f"--encode {kind} needs --steps N (the number of timesteps to generate)")
     if kind == "latency" and seed is not None:
         raise SnnhwError("--encode latency is deterministic; drop --seed")
+    if seed is not None and seed < 0:
+        raise SnnhwError(f"--seed {seed}: a seed is a non-negative integer")
     x = _finite(data, kind)
     if x.size and (x.min() < 0 or x.max() > 1):
         raise SnnhwError(f"--encode {kind}: data must be in [0, 1], got [{x.min():.4g}, {x.max():.4g}]; "

@@ -43,8 +43,14 @@ def _png(fig) -> str:
 
 
 def plots(report: dict, ctx: dict) -> dict:
+    """The report's figures as base64 PNGs; layer names are plain text (no ``$...$`` math parsing)."""
     import matplotlib
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _plots(report, ctx)
+
+
+def _plots(report: dict, ctx: dict) -> dict:
     import matplotlib.pyplot as plt
 
     g, res, mapping = ctx["graph"], ctx["run"], ctx["mapping"]
@@ -127,7 +133,7 @@ def write_report(report: dict, ctx: dict, out_dir: Path) -> list[str]:
     env = Environment(loader=PackageLoader("snnhw", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined)
     html = env.get_template("report.html.j2").render(r=report, plots=plots(report, ctx))
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "report") as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.html").write_text(html)
     return ["report.json", "report.html"]

@@ -24,7 +24,6 @@ cleaned up as in the CLI).
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.errors import SnnhwError
+from snnhw.safety import unwind_on_sigterm
 from snnhw.semantics import RunResult
 
 DEFAULT_SHARD_SAMPLES = 256  # samples per shard when one process runs a large batch in pieces
@@ -83,15 +83,6 @@ def run_build(target: str, build_dir: str, record_state: bool, x: np.ndarray, la
     return res
 
 
-def _terminate_on_sigterm():
-    """Worker initializer: SIGTERM raises SystemExit, so the worker's ``finally`` blocks run (its
-    supervised child process groups are killed, its temporary directories removed)."""
-    def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _failed(shard: Shard, exc: BaseException) -> SnnhwError:
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return SnnhwError(f"{shard.describe()} failed: {detail}")
@@ -106,7 +97,7 @@ def _run_local(target, build_dir, record_state, layers, x, shards, workers) -> l
             except SnnhwError as exc:
                 raise _failed(s, exc) from None
         return parts
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_terminate_on_sigterm)
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=unwind_on_sigterm)
     try:
         pending = [(s, pool.apply_async(run_build, (target, str(build_dir), record_state,
                                                    np.ascontiguousarray(x[:, s.start:s.stop]), layers)))

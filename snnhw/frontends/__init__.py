@@ -1,7 +1,16 @@
-"""Frontends: trained models -> float IR."""
+"""Frontends: trained models -> float IR.
+
+Every model file passes through :func:`load_model_and_module`, which refuses layer names that carry
+control characters or are absurdly long (snnhw.safety): names are data, shown escaped in JSON/HTML
+and never pasted into generated code.
+"""
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from snnhw.errors import InvalidFileError, SnnhwError
 from snnhw.ir import Graph
@@ -19,6 +28,17 @@ def load_model_and_module(path, arch: str | None = None, input_shape: tuple | No
                           trust_pickle: bool = False, dt: float | None = None):
     """The float IR and, for snntorch files, the torch module itself (None for NIR files)."""
     path = Path(path)
+    if dt is not None and not (math.isfinite(dt) and dt > 0):
+        raise SnnhwError(f"--dt {dt}: must be a positive number of seconds, e.g. --dt 1e-4")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # libraries' numeric warnings are not messages
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g, net = _import(path, arch, input_shape, trust_pickle, dt)
+    from snnhw.safety import check_names
+    check_names([n.name for n in g.nodes], path)
+    return g, net
+
+
+def _import(path: Path, arch, input_shape, trust_pickle, dt):
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)

@@ -174,6 +174,11 @@ def _neuron(name, v, kind, src, shape, dt, rec, ir_nodes):
     if v_reset is not None and np.any(_arr(v_reset) != 0):
         raise UnsupportedError(f"NIR node {name}: v_reset != 0 is not supported (reset to zero only)")
     thr = _arr(v.v_threshold)
+    for what in {"LIF": ("tau",), "CubaLIF": ("tau_syn", "tau_mem")}.get(kind, ()):
+        tau = _arr(getattr(v, what))
+        if not np.all(np.isfinite(tau) & (tau > 0)):
+            raise UnsupportedError(f"NIR node {name}: {what} must be a positive number of seconds, got "
+                                   f"{np.min(tau):g}; a LIF has no zero or negative time constant (fix the file)")
     if kind == "IF":
         alpha, beta, gain, bias = 0.0, np.ones_like(thr), _arr(v.r), 0.0
     elif kind == "LIF":

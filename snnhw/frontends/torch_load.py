@@ -2,14 +2,17 @@
 
 Nothing from the file is executed: torch.load runs with ``weights_only=True`` and an allowlist of
 torch.nn / snntorch classes. A pickle naming anything else is refused unless the user passes the
-explicit trust flag. ``--arch FILE.py:NAME`` runs the user's own architecture file (a module class
-or a zero-argument factory), which is code the user chose to run.
+explicit trust flag. ``--arch FILE.py:NAME`` imports and runs the user's own architecture file (a
+module class or a zero-argument factory): code the user chose to run, so only their own code
+(docs/security.md). Whatever it raises, ``sys.exit`` included, becomes one error line.
 """
 from __future__ import annotations
 
 import importlib.util
 import pickle
+import re
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from snnhw.errors import InvalidFileError, SnnhwError
+from snnhw.safety import Terminated, one_line
 
 ALLOWED_CLASSES = [
     nn.Sequential, nn.ModuleList, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.Dropout,
@@ -43,22 +47,61 @@ def _restricted_getattr(obj, name):
 SAFE_GLOBALS = ALLOWED_CLASSES + [(_restricted_getattr, "builtins.getattr")]
 
 
+def _refusal(msg: str, path: Path) -> str | None:
+    """What torch's weights-only unpickler refused, from its several-line message (None: not a refusal).
+
+    torch 2.13 says ``Trying to load unsupported GLOBAL posix.system whose module posix is blocked``
+    or ``Unsupported global: GLOBAL x.Y was not an allowed global``; an instruction it does not run
+    (a plain pickle of protocol 4/5 starts with FRAME, opcode 149) is ``Unsupported operand 149``.
+    """
+    found = re.search(r"GLOBAL\s+([\w.<>]+)", msg)
+    if found:
+        return f"pickles {found.group(1)}, which is not an allowlisted torch.nn/snntorch class"
+    found = re.search(r"refusing getattr on (\S+)", msg)
+    if found:
+        return f"looks up {found.group(1)}, which is not a method of an allowlisted class"
+    found = re.search(r"Unsupported operand (\d+)", msg)
+    protocol = _pickle_protocol(path)
+    if found and protocol:
+        return (f"is a plain pickle (protocol {protocol}), not a torch.save file; the safe loader does not run "
+                f"its instruction {found.group(1)}")
+    return None
+
+
+def _pickle_protocol(path: Path) -> int | None:
+    """The protocol of a plain pickle file (it starts with PROTO n), else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return None
+    return head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL \
+        else None
+
+
 def _torch_load(path: Path, trust: bool):
     try:
-        if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about unusual pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            if trust:
+                return torch.load(path, map_location="cpu", weights_only=False)
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
-        if "Unsupported global" in msg or "refusing" in msg or "GLOBAL" in msg:
-            what = msg.split("Unsupported global:")[-1].split("was not")[0].strip() if "Unsupported global" in msg else msg
-            raise SnnhwError(f"{path} pickles {what}, which is not an allowlisted torch.nn/snntorch class; save a "
-                             "state_dict and pass --arch FILE.py:NAME, or pass --trust-pickle if you trust this file "
-                             "(it can run arbitrary code)") from None
-        raise InvalidFileError(f"{path} is not a readable torch file ({msg.splitlines()[0][:200]})") from None
+        what = _refusal(msg, path)
+        if what:
+            raise SnnhwError(f"{path} {what}; save a state_dict with torch.save(model.state_dict(), ...) and pass "
+                             "--arch FILE.py:NAME, or pass --trust-pickle if you trust this file (it can run "
+                             "arbitrary code)") from None
+        first = next((ln for ln in msg.splitlines() if ln.strip()), type(exc).__name__)
+        raise InvalidFileError(f"{path} is not a readable torch file ({first[:200]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
-            ModuleNotFoundError, TypeError) as exc:
+            ModuleNotFoundError, TypeError, IndexError, MemoryError, OverflowError) as exc:
+        protocol = _pickle_protocol(path)
+        if protocol:
+            raise InvalidFileError(f"{path} is a plain pickle (protocol {protocol}), not a torch.save file; save the "
+                                   "model with torch.save(model.state_dict(), ...) and pass --arch") from None
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise InvalidFileError(f"{path} is not a readable torch file, or is truncated or corrupt ({first})") from None
 
@@ -72,6 +115,12 @@ def _state_dict_of(obj, path):
         if obj and all(isinstance(k, str) for k in obj) and all(torch.is_tensor(v) for v in obj.values()):
             return obj
     raise InvalidFileError(f"{path} holds a {type(obj).__name__}, not a state_dict or a module")
+
+
+def _described(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {one_line(str(exc))[:300]}"
 
 
 def load_arch(spec: str) -> nn.Module:
@@ -88,15 +137,19 @@ def load_arch(spec: str) -> nn.Module:
     sys.modules[mod_name] = module
     try:
         spec_.loader.exec_module(module)
-    except Exception as exc:
-        raise SnnhwError(f"--arch: importing {file} failed: {type(exc).__name__}: {exc}") from None
+    except (KeyboardInterrupt, Terminated):
+        raise
+    except BaseException as exc:  # SystemExit too: sys.exit(0) in the file must not end snnhw silently
+        raise SnnhwError(f"--arch: importing {file} failed: {_described(exc)}") from None
     obj = getattr(module, name, None)
     if obj is None:
         raise SnnhwError(f"--arch: {file} defines no {name!r}")
     try:
         net = obj()
-    except Exception as exc:
-        raise SnnhwError(f"--arch: calling {name}() failed ({type(exc).__name__}: {exc}); NAME must be a module "
+    except (KeyboardInterrupt, Terminated):
+        raise
+    except BaseException as exc:
+        raise SnnhwError(f"--arch: calling {name}() failed ({_described(exc)}); NAME must be a module "
                          "class or a factory that takes no arguments") from None
     if not isinstance(net, nn.Module):
         raise SnnhwError(f"--arch: {name}() returned {type(net).__name__}, not a torch.nn.Module")

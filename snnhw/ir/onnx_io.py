@@ -110,10 +110,19 @@ def save(g: Graph, path) -> None:
 
 
 # ----------------------------------------------------------------------------- load
+def _is_external(t: TensorProto) -> bool:
+    """Whether an initializer points at ONNX external data (a file outside the IR, never read)."""
+    return t.data_location == TensorProto.EXTERNAL or len(t.external_data) > 0
+
+
 class _Reader:
     def __init__(self, model: onnx.ModelProto, kind: str):
         self.kind = kind
         self.inits = {t.name: t for t in model.graph.initializer}
+        for t in model.graph.initializer:
+            if _is_external(t):
+                raise InvalidFileError(f"invalid IR: parameter {t.name!r} is stored outside the file (ONNX external "
+                                       "data), which snnhw never reads; recompile the build with `snnhw compile`")
 
     def array(self, node, idx, required=True):
         names = list(node.input)
@@ -242,6 +251,8 @@ def _from_onnx(model: onnx.ModelProto) -> Graph:
         raise InvalidFileError(f"invalid IR: {str(exc).splitlines()[0]}") from None
     user_meta = {k[5:]: v for k, v in meta.items() if k.startswith("meta.")}
     g = Graph(nodes, kind=kind, dt=dt, target=meta.get("target") or None, meta=user_meta)
+    from snnhw.safety import check_names
+    check_names([n.name for n in nodes], "IR file")
     return g.validate()
 
 

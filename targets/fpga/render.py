@@ -2,6 +2,10 @@
 
 Templates live in ``templates/`` (jinja2 with ``{= ... =}`` for values, so Verilog's ``{{ }}``
 replication stays literal). Output is deterministic: same plan, same bytes.
+
+No text from the model file reaches the design: modules, signals, file names and comments are
+derived from layer indices (layer k is entry k of the manifest's ``layers``), and every generated
+file is checked to be printable ASCII (docs/security.md).
 """
 from __future__ import annotations
 
@@ -72,7 +76,17 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
     files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
     files[f"{plan.top}_board.v"] = env.get_template("pnr_top.v.j2").render(plan=plan)
     files[TESTBENCH] = env.get_template("tb.v.j2").render(plan=plan)
+    for name, text in files.items():
+        _check_printable(name, text)
     return files
+
+
+def _check_printable(name: str, text: str) -> None:
+    """Generated files hold printable ASCII and newlines only (a guard against pasted-in text)."""
+    bad = next((ch for ch in text if not (" " <= ch <= "~" or ch == "\n")), None)
+    if bad is not None:
+        raise AssertionError(f"generated {name} contains the character U+{ord(bad):04X}; templates must "
+                             "print only values derived from indices and numbers")
 
 
 def write_design(plan: DesignPlan, rtl_dir: Path) -> list[str]:

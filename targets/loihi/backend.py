@@ -16,6 +16,7 @@ import numpy as np
 
 from snnhw.compiler.legalize import legalize
 from snnhw.errors import SnnhwError
+from snnhw.safety import with_index_names
 from snnhw.ir import Graph, save
 from snnhw.semantics import RunResult, quantize_input
 from snnhw.supervise import run_supervised
@@ -49,7 +50,8 @@ def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float |
     timeout = timeout or float(os.environ.get("SNNHW_LAVA_TIMEOUT", TIMEOUT_BASE_S + TIMEOUT_PER_SAMPLE_STEP_S * T * B))
     with tempfile.TemporaryDirectory(prefix="snnhw-lava-") as tmp:
         job = Path(tmp)
-        save(graph, job / "model.onnx")
+        indexed, names = with_index_names(graph)  # the job holds no text from the model (docs/security.md)
+        save(indexed, job / "model.onnx")
         np.save(job / "input.npy", x_int.astype(np.int64))
         (job / "options.json").write_text(json.dumps(options))
         done = run_supervised([sys.executable, "-m", "snnhw.targets.loihi.worker", str(job)], timeout,
@@ -63,7 +65,7 @@ def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float |
         with np.load(job / "result.npz") as data:
             for key in data.files:
                 kind, name = key.split("/", 1)
-                out.setdefault(kind, {})[name] = data[key]
+                out.setdefault(kind, {})[names.get(name, name)] = data[key]
         return out
 
 
