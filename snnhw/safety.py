@@ -84,10 +84,16 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _exit_on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(SIGTERM_EXIT)
+
+
 def unwind_on_sigterm() -> None:
-    """From now on SIGTERM raises :class:`Terminated` in this process (worker processes: their
-    ``finally`` blocks then kill their own children and remove their temporary files)."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    """For worker processes: from now on SIGTERM raises ``SystemExit(143)``, so the worker's
+    ``finally`` blocks kill its own children and remove its temporary files, and multiprocessing
+    ends it quietly (no traceback)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 @contextmanager

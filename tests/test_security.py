@@ -339,7 +339,7 @@ REFUSED = {
                                "not a directory"),
     "compile-o-unwritable": (lambda w, t, mp: ["compile", w.sd, "--arch", w.arch, "-o", "/proc/snnhw-b"],
                              "cannot write in /proc"),
-    "run-o-unwritable-before-running": (lambda w, t, mp: [mp.setattr("snnhw.targets.loihi.backend.run", _must_not_run),
+    "run-o-unwritable-before-running": (lambda w, t, mp: [mp.setattr("snnhw.targets.loihi.backend.LoihiBackend.run", _must_not_run),
                                                            "run", w.build, "-i", w.x, "-t", "loihi",
                                                            "-o", "/proc/o.npz"][1:], "cannot write in /proc"),
     "run-o-symlink": (lambda w, t, mp: ["run", w.build, "-i", w.x, "-o", _symlink(t, w.result)], "symbolic link"),
@@ -581,7 +581,7 @@ def test_names_never_reach_generated_code_and_html_escapes_them(w, tmp_path, mon
 def _assert_rendering_ignores_names(build: Path):
     """Even a name that slipped past the import check (the attack of issue 11) is not rendered."""
     from snnhw.build import load_build
-    from snnhw.targets.fpga.backend import plan_for
+    from snnhw.targets.fpga.backend import BACKEND
     from snnhw.targets.fpga.render import render_design
     g, _ = load_build(build)
     old = g.neurons[0].name
@@ -590,7 +590,7 @@ def _assert_rendering_ignores_names(build: Path):
             n.name = VERILOG_ATTACK
         if getattr(n, "input", None) == old:
             n.input = VERILOG_ATTACK
-    files = render_design(plan_for(g))
+    files = render_design(BACKEND.plan(g))
     assert any("$readmemh" in text for text in files.values())
     for name, text in files.items():
         assert "PWNED" not in text and "bind" not in text and "evil" not in text, name
@@ -660,9 +660,27 @@ def _comm(pid: int) -> str:
 
 
 def test_sigterm_during_a_lava_run_leaves_nothing(w, tmp_path):
+    rc, _, se = cli("compile", w.sd, "--arch", w.arch, "-t", "loihi", "-o", tmp_path / "b")
+    assert rc == 0, se
     rc, err, tmpdir, tag = _terminate_when(
-        ["run", w.build, "-t", "loihi", "-i", w.x, "-o", tmp_path / "o.npz"], tmp_path,
+        ["run", tmp_path / "b", "-i", w.x, "-o", tmp_path / "o.npz"], tmp_path,
         lambda kids, tmp: len(kids) >= 3 and any(p.startswith("snnhw-lava-") for p in os.listdir(tmp)))
+    assert rc == 143, err
+    assert "Traceback" not in err
+    assert _gone(tag, tmpdir) == ([], [])
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_sigterm_during_a_sharded_lava_run_leaves_nothing(w, tmp_path):
+    """--workers 2: SIGTERM reaches both worker processes, which kill their Lava workers and remove
+    their temporary folders before the CLI exits with 143."""
+    rc, _, se = cli("compile", w.sd, "--arch", w.arch, "-t", "loihi", "-o", tmp_path / "b")
+    assert rc == 0, se
+    x = tmp_path / "x4.npy"
+    np.save(x, np.concatenate([np.load(w.x)] * 4, axis=1))
+    rc, err, tmpdir, tag = _terminate_when(
+        ["run", tmp_path / "b", "-i", x, "-o", tmp_path / "o.npz", "--workers", "2"], tmp_path,
+        lambda kids, tmp: sum(p.startswith("snnhw-lava-") for p in os.listdir(tmp)) >= 2)
     assert rc == 143, err
     assert "Traceback" not in err
     assert _gone(tag, tmpdir) == ([], [])
@@ -694,12 +712,10 @@ def test_sigterm_during_an_icarus_simulation_leaves_nothing(w, tmp_path, monkeyp
 
 def test_lava_worker_job_holds_no_model_text(w, tmp_path, monkeypatch):
     """The Lava worker gets the IR with index names; results come back under the user's names."""
-    from snnhw.build import load_build
     from snnhw.targets.loihi import backend
     model = torch_file(tmp_path, whole_module(PRINTABLE_ATTACK))
     rc, _, se = cli("compile", model, "-t", "loihi", "-o", tmp_path / "b")
     assert rc == 0, se
-    g, _ = load_build(tmp_path / "b")
     jobs = []
     real = backend.run_supervised
 
@@ -709,6 +725,6 @@ def test_lava_worker_job_holds_no_model_text(w, tmp_path, monkeypatch):
 
     monkeypatch.setattr(backend, "run_supervised", spy)
     x = np.load(w.x)[:3, :1]
-    res = backend.run(g, x)
+    res = backend.BACKEND.run(tmp_path / "b", x)
     assert len(jobs) == 1 and b"PWNED" not in jobs[0] and b"onerror" not in jobs[0]
     assert set(res.spikes) == {PRINTABLE_ATTACK, "lif2"}
