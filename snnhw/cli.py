@@ -91,41 +91,27 @@ def compile(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="list the compiler passes as they run"),
 ):
     """Compile MODEL for a target into a build directory."""
-    from snnhw import build as b
     from snnhw.arrays import load_array
-    from snnhw.compiler.mapping import map_graph
-    from snnhw.compiler.pipeline import PASSES, compile_graph
-    from snnhw.compiler.quant_report import quantization_report
+    from snnhw.compile import compile_build
+    from snnhw.compiler.pipeline import PASSES
     from snnhw.frontends import load_model
-    from snnhw.ir import save
     from snnhw.targets import load as load_target
 
     tgt = load_target(target)
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
-    opts, kind = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
-                                  "--calib")
+    opts, _ = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
+                               "--calib")
     if verbose:
         out.print(f"passes: {' -> '.join(p.name for p in PASSES)}")
-    fixed = compile_graph(float_g, tgt, opts,
+    built = compile_build(float_g, tgt, opts, output,
                           on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
-    mapping = map_graph(fixed, tgt)
-    with b.atomic_dir(output) as tmp:
-        save(float_g, tmp / b.FLOAT_IR)
-        save(fixed, tmp / b.FIXED_IR)
-        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, opts.calibration))
-        backend = backend_of(tgt)
-        files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
-        if mapping is not None:
-            b.write_json(tmp / b.MAPPING, mapping)
-            files.append(b.MAPPING)
-        b.write_manifest(tmp, fixed, files, {"input_kind": kind})
-    _print_layers(fixed)
-    if mapping is not None:
-        m = mapping["summary"]
+    _print_layers(built.fixed)
+    if built.mapping is not None:
+        m = built.mapping["summary"]
         out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
-    for note in getattr(backend, "notes", lambda g: [])(fixed):
+    for note in built.notes:
         out.print(f"note: {note}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
