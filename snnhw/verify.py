@@ -118,15 +118,14 @@ def _is_emulator(target: TargetDescription) -> bool:
 
 @dataclass
 class _Run:
-    """One execution's output layer and what it decodes to (``steps`` scored steps)."""
+    """One execution's spikes per layer and what its output layer decodes to."""
 
     spikes: dict
-    membrane: np.ndarray | None
     prediction: np.ndarray
 
 
 def _scored(decoding: Decoding, spikes: dict, out_name: str, membrane) -> _Run:
-    return _Run(spikes, membrane, decoding.predict(spikes[out_name], membrane))
+    return _Run(spikes, decoding.predict(spikes[out_name], membrane))
 
 
 def _score(decoding: Decoding, run: _Run, labels, out_name: str) -> dict:
@@ -222,7 +221,7 @@ def _score_build(build_dir: Path, float_res: RunResult, float_run: _Run, x: np.n
         "layers": {p.name: compare_layer(float_res.spikes[p.name], spikes[p.name], float_res.voltage[p.name],
                                          emu_v[p.name]) for p in fixed.neurons},
         "agreement_float_ir": _agreement(decoding, run, float_run),
-        "overflow": deployed.overflow, "overflow_source": getattr(deployed, "overflow_source", "emulator"),
+        "overflow": deployed.overflow, "overflow_source": deployed.overflow_source,
         "backend": None if _is_emulator(tgt) else _bit_exact(fixed, emu, deployed),
         **_score(decoding, run, labels, out),
     }

@@ -197,6 +197,30 @@ def test_verify_fails_when_a_layer_goes_silent_in_fixed_point(digits_model, data
     assert r["targets"]["emu"]["agreement_float_ir"] == 0.0 and r["targets"]["emu"]["accuracy"] == 0.0
 
 
+def test_membrane_decodings_read_the_dequantized_fixed_membrane(digits_model, data):
+    """Regression labels = the float IR's own final output membranes: the float IR scores NRMSE 0,
+    the deployed build (membrane in state units x state LSB) well below 1 (its spikes shift by a
+    step here and there, and a zero reset at the last step moves that membrane by a threshold);
+    a wrong scale would be off by orders of magnitude."""
+    from snnhw.targets.emu.emulator import Emulator
+    g = load_model(digits_model["pt"], arch=digits_model["arch"])
+    x = np.load(data / "x.npy")
+    opts = {"emu": CompileOptions(input_bits=8, input_max=1.0, calibration=np.load(data / "calib.npy"))}
+    target = Emulator(g).run(x, record_state=True).voltage["lif2"][-1]
+    r = verify(g, x, opts, Thresholds(), labels=target, decoding=Decoding("regression"))
+    e = r["targets"]["emu"]
+    assert r["float_ir"]["nrmse"] == 0.0 and 0.0 < e["nrmse"] < 0.5 and e["accuracy"] is None
+    assert e["agreement_float_ir"] == pytest.approx(e["nrmse"])
+    check = next(c for c in r["checks"] if c["check"].startswith("output NRMSE vs float IR <= 0.1"))
+    assert check["passed"] == (e["nrmse"] <= 0.1)
+    r = verify(g, x, opts, Thresholds(), labels=np.load(data / "y.npy"), decoding=Decoding("membrane-max"))
+    e = r["targets"]["emu"]
+    assert r["decode"] == "membrane-max" and e["undecided"] == 0 and e["silent"] == 0
+    assert abs(e["accuracy"] - r["float_ir"]["accuracy"]) <= 0.2  # trained on counts: membranes score ~0.4
+    with pytest.raises(SnnhwError, match=r"needs \[30, 10\]"):
+        verify(g, x, opts, Thresholds(), labels=np.load(data / "y.npy"), decoding=Decoding("regression"))
+
+
 def test_verify_fails_on_a_forced_bad_quantization(digits_model, data):
     rc, so, se = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "--input", data / "x.npy",
                          "--labels", data / "y.npy", "--calib", data / "calib.npy", "--weight-bits", "2")
