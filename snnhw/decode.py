@@ -74,13 +74,17 @@ class Decoding:
         if self.kind == "count":
             return _unique_argmax(counts, fired)
         if self.kind == "population":
-            if n % self.group:
-                raise SnnhwError(f"--decode population:{self.group}: the output layer has {n} neurons, "
-                                 f"not a multiple of {self.group}")
+            self.check_output(n)
             return _unique_argmax(counts.reshape(B, n // self.group, self.group).sum(axis=2), fired)
         # first-spike: earliest step of each neuron (T where it never spikes); earlier is better
         first = np.where(s.any(axis=0), s.argmax(axis=0), T)
         return _unique_argmax(-first, fired)
+
+    def check_output(self, size: int) -> None:
+        """Refuse an output layer of ``size`` neurons this decoding cannot read."""
+        if self.kind == "population" and size % self.group:
+            raise SnnhwError(f"--decode population:{self.group}: the output layer has {size} neurons, "
+                             f"not a multiple of {self.group}")
 
     def check_labels(self, labels: np.ndarray, batch: int, output_size: int) -> np.ndarray:
         """``labels`` as this decoding scores them: int classes ``[B]``, or float values ``[B, N]``."""

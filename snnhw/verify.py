@@ -298,6 +298,7 @@ def _verdict(report: dict) -> None:
 
 def _report(float_g: Graph, x: np.ndarray, decoding: Decoding, labels, reference, reference_error, th):
     """The target-independent part: float IR and snntorch runs, the import check."""
+    decoding.check_output(float_g.output.size)
     if labels is not None:
         labels = decoding.check_labels(labels, x.shape[1], float_g.output.size)
     float_run, float_res = _float_run(float_g, x, decoding)

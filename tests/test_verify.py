@@ -338,16 +338,21 @@ def test_fail_on_overflow_fails_exactly_when_values_saturate(digits_model, data,
     assert rc == 1 and not check["passed"] and "input_saturate" in check["detail"]
 
 
-def test_analog_input_is_never_used_as_calibration(digits_model, data):
-    rc, so, se = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "--input", data / "x.npy")
+def cli_error(capsys, *args) -> tuple[int, str]:
+    """``snnhw verify ...`` in this process: exit code and stderr."""
+    rc = main(["verify", *map(str, args)])
+    return rc, capsys.readouterr().err
+
+
+def test_analog_input_is_never_used_as_calibration(digits_model, data, capsys):
+    rc, se = cli_error(capsys, digits_model["pt"], "--arch", digits_model["arch"], "--input", data / "x.npy")
     assert rc == 2 and "--input has values other than 0 and 1" in se and "--calib CALIB.npy" in se, se
 
 
-def test_verify_bad_labels(digits_model, data, tmp_path):
+def test_verify_bad_labels_and_decodings(digits_model, data, tmp_path, capsys):
     np.save(tmp_path / "y.npy", np.zeros(3))
-    rc, so, se = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "--input",
-                         data / "x.npy", "--input-kind", "graded", "--labels", tmp_path / "y.npy")
-    assert rc == 2 and "--labels has 3 entries for 30 samples" in se and "Traceback" not in se
-    rc, so, se = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "--input",
-                         data / "x.npy", "--input-kind", "graded", "--decode", "population:3")
-    assert rc == 2 and "the output layer has 10 neurons, not a multiple of 3" in se, se
+    common = [digits_model["pt"], "--arch", digits_model["arch"], "--input", data / "x.npy", "--input-kind", "graded"]
+    rc, se = cli_error(capsys, *common, "--labels", tmp_path / "y.npy")
+    assert rc == 2 and se.strip() == "error: --labels has 3 entries for 30 samples", se
+    rc, se = cli_error(capsys, *common, "--decode", "population:3")
+    assert rc == 2 and "the output layer has 10 neurons, not a multiple of 3" in se and se.count("\n") == 1, se
