@@ -2,7 +2,8 @@
 
 Trains the MLP in snntorch on sklearn's bundled digits (direct encoding, 25 steps), then runs
 ``snnhw verify --targets <t> --json`` through the CLI for each target and prints the snntorch,
-float IR and deployed (fixed-point) accuracy. The emulator takes the whole test set; Lava
+float IR and deployed (fixed-point) accuracy, the builds calibrated on 200 training digits (never on the
+scored ones). The emulator takes the whole test set; Lava
 (~1 s per sample) and the RTL simulation run on the first ``--backend-samples`` test digits,
 where verify also requires them to equal the emulator bit for bit.
 
@@ -26,13 +27,15 @@ import digits_mlp  # noqa: E402
 
 from snnhw.cli import main as snnhw  # noqa: E402
 
+CALIB_SAMPLES = 200  # training digits that calibrate the input and state ranges
+
 
 def verify_json(*args) -> tuple[int, dict]:
     """``snnhw verify ... --json`` in this process; its exit code and report."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = snnhw(["verify", *map(str, args), "--json"])
-    if rc not in (0, 1):
+    if rc not in (0, 1, 3):
         raise SystemExit(f"snnhw verify failed with exit code {rc}")
     return rc, json.loads(buf.getvalue())
 
@@ -41,17 +44,18 @@ def run(epochs: int, emu_samples: int | None, backend_samples: int, out: Path) -
     """Train, save, verify on each target; return ``{target: {samples, snntorch, float_ir, deployed, bit_exact, passed}}``."""
     out.mkdir(parents=True, exist_ok=True)
     net = digits_mlp.train(epochs=epochs)
-    _, x_test, _, y_test = digits_mlp.load_digits_split()
+    x_train, x_test, _, y_test = digits_mlp.load_digits_split()
     pt = out / "digits_mlp.pt"
     torch.save(net.state_dict(), pt)
     arch = f"{Path(digits_mlp.__file__).resolve()}:Net"
     x = digits_mlp.direct_encoding(x_test)
+    np.save(out / "calib.npy", digits_mlp.direct_encoding(x_train[:CALIB_SAMPLES]))  # apart from the scored digits
     results = {}
     for target, n in (("emu", emu_samples or x.shape[1]), ("loihi", backend_samples), ("fpga", backend_samples)):
         np.save(out / f"x_{target}.npy", x[:, :n])
         np.save(out / f"y_{target}.npy", y_test[:n])
         rc, rep = verify_json(pt, "--arch", arch, "--input", out / f"x_{target}.npy",
-                              "--labels", out / f"y_{target}.npy", "--targets", target)
+                              "--labels", out / f"y_{target}.npy", "--calib", out / "calib.npy", "--targets", target)
         e = rep["targets"][target]
         results[target] = {"samples": n, "snntorch": rep["snntorch"]["accuracy"],
                            "float_ir": rep["float_ir"]["accuracy"], "deployed": e["accuracy"],

@@ -93,8 +93,8 @@ def compile(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="list the compiler passes as they run"),
 ):
     """Compile MODEL for a target into a build directory."""
-    from snnhw import build as b
     from snnhw.arrays import load_array
+    from snnhw.compile import compile_build
     from snnhw.compiler.pipeline import passes_for
     from snnhw.frontends import load_model
     from snnhw.safety import check_disjoint
@@ -106,38 +106,20 @@ def compile(
     tgt = load_target(target)
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
-    opts, kind = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
-                                  "--calib")
+    opts, _ = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
+                               "--calib")
     if verbose:
         out.print(f"passes: {' -> '.join(p.name for p in passes_for(tgt))}")
-    with b.atomic_dir(output, "build") as tmp:
-        fixed, mapping, backend = _compile_into(tmp, float_g, tgt, opts, kind, verbose)
-    _print_layers(fixed)
-    if mapping is not None:
-        m = mapping["summary"]
+    built = compile_build(float_g, tgt, opts, output,
+                          on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
+    _print_layers(built.fixed)
+    if built.mapping is not None:
+        m = built.mapping["summary"]
         out.print(f"mapping: {m['cores']} cores on {m['chips']} chip(s); neuron utilization "
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
-    for note in backend.notes(fixed):
+    for note in built.notes:
         out.print(f"note: {esc(note)}")
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
-
-
-def _compile_into(directory: Path, float_g, tgt, opts, kind: str, verbose: bool = False):
-    """Compile ``float_g`` for ``tgt`` and write the build into ``directory``; (fixed IR, mapping, backend)."""
-    from snnhw import build as b
-    from snnhw.compiler.mapping import map_graph
-    from snnhw.compiler.pipeline import compile_stages
-    from snnhw.compiler.quant_report import quantization_report
-    from snnhw.deploy import write_build
-
-    quantized, fixed = compile_stages(float_g, tgt, opts,
-                                      on_pass=(lambda p, g: out.print(f"  [bold]{p.name}[/]: {p.doc}")) if verbose else None)
-    mapping = map_graph(fixed, tgt)
-    reports = {"quantization.json": quantization_report(float_g, quantized, opts.calibration)}
-    if mapping is not None:
-        reports[b.MAPPING] = mapping
-    backend = write_build(directory, fixed, float_g, reports, {"input_kind": kind})
-    return fixed, mapping, backend
 
 
 def _check_shape(x, g, what: str):
@@ -284,13 +266,14 @@ def _retarget(build: Path, manifest: dict, tgt, directory: Path):
     The input keeps the build's kind, bits and scale; the build's --calib data and --weight-bits are
     not stored, so the state ranges are uncalibrated and weights use the target's width (said on screen)."""
     from snnhw.build import FLOAT_IR, load_build
+    from snnhw.compile import write_compiled
     from snnhw.compiler.pipeline import CompileOptions
     float_g, _ = load_build(build, FLOAT_IR)
     inp = manifest["input"]
     bits = int(inp["bits"])
     x_max = float(inp["scale"]) * ((1 << (bits - 1)) - 1) if bits > 1 else 1.0
     opts = CompileOptions(input_bits=bits, input_max=x_max)
-    fixed, _, _ = _compile_into(directory, float_g, tgt, opts, manifest.get("input_kind", "spikes"))
+    fixed = write_compiled(directory, float_g, tgt, opts).fixed
     err.print(f"retargeted: recompiled {build}/{FLOAT_IR} (a {manifest['target']} build) for {tgt.name} into a "
               "temporary build, without the build's calibration data and with the target's weight width; "
               f"running that build, not {build}", markup=False, soft_wrap=True)
@@ -300,32 +283,52 @@ def _retarget(build: Path, manifest: dict, tgt, directory: Path):
 @app.command()
 def verify(
     model: Path = typer.Argument(..., help="snntorch .pt (state_dict or whole module) or NIR .nir file"),
-    input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy"),
-    labels: Optional[Path] = typer.Option(None, help="labels [B] (.npy) for float vs fixed accuracy"),
-    targets: str = typer.Option("emu", help="comma-separated targets, e.g. emu,loihi"),
+    input: Path = typer.Option(..., "--input", "-i", help="input [T, B, *shape] as .npy: the data that is scored"),
+    labels: Optional[Path] = typer.Option(None, help="labels (.npy): class indices [B], or float targets [B, N] "
+                                          "for --decode regression"),
+    targets: Optional[str] = typer.Option(None, help="comma-separated targets to compile and verify (default emu)"),
+    build: Optional[Path] = typer.Option(None, help="verify this existing build (from `snnhw compile` of MODEL) "
+                                         "instead of compiling one"),
+    calib: Optional[Path] = typer.Option(None, help="calibration input [T, B, *shape] (.npy) for the builds, as "
+                                         "`snnhw compile --calib`; keep it apart from --input"),
+    decode: str = typer.Option("count", help="how outputs are scored: count, first-spike, population:N, "
+                               "membrane-max, membrane-final, regression (docs/verification.md)"),
+    keep_builds: Optional[Path] = typer.Option(None, help="directory to keep the verified builds in (one per target)"),
     arch: Optional[str] = typer.Option(None, help=ARCH_HELP),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
-    input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from the input)"),
+    input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from --calib, else spikes)"),
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
     weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
     dt: Optional[float] = typer.Option(None, help="seconds per timestep (NIR import)"),
     trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
     max_rate_error: float = typer.Option(0.05, help="fail if a layer's mean per-neuron rate error exceeds this"),
-    min_class_agreement: float = typer.Option(0.9, help="fail if fewer output classes agree with the float IR"),
-    max_accuracy_drop: float = typer.Option(0.05, help="fail if fixed accuracy is lower by more (needs --labels)"),
+    min_class_agreement: float = typer.Option(0.9, help="fail if fewer decoded outputs agree with the reference"),
+    max_accuracy_drop: float = typer.Option(0.05, help="fail if deployed accuracy is lower by more (needs --labels)"),
+    min_activity: float = typer.Option(0.5, help="fail if a layer keeps less than this fraction of its float spikes"),
+    min_import_f1: float = typer.Option(0.99, help="fail if a layer's float IR spikes match snntorch's with a lower F1"),
     fail_on_overflow: bool = typer.Option(False, help="fail on any saturation or wrap event"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
 ):
-    """Compare the fixed-point deployment with the float reference, layer by layer; exit 1 if a check fails."""
+    """Score the deployed build of each target against the snntorch model, layer by layer; exit 1 if a check
+    fails, 3 if a target refused the model (the others are still verified)."""
     from snnhw.arrays import load_array
+    from snnhw.decode import parse_decoding
     from snnhw.frontends import load_model_and_module
     from snnhw.targets import load as load_target
-    from snnhw.verify import Thresholds, verify as run_verify
+    from snnhw.verify import Thresholds, verify as run_verify, verify_build
 
-    names = [t.strip() for t in targets.split(",") if t.strip()]
+    decoding = parse_decoding(decode)
+    if build is not None:
+        given = [flag for flag, v in (("--targets", targets), ("--calib", calib), ("--input-kind", input_kind),
+                                      ("--input-bits", input_bits), ("--weight-bits", weight_bits),
+                                      ("--keep-builds", keep_builds)) if v is not None]
+        if given:
+            raise SnnhwError(f"--build verifies an existing build, whose target and compile options are fixed; "
+                             f"drop {', '.join(given)}")
+    names = [t.strip() for t in (targets or "emu").split(",") if t.strip()]
     if not names:
         raise SnnhwError("--targets is empty; name at least one target, e.g. --targets emu")
     tgts = [load_target(t) for t in names]
@@ -333,62 +336,88 @@ def verify(
         float_g, net = load_model_and_module(model, arch=arch, input_shape=_parse_shape(input_shape),
                                              trust_pickle=trust_pickle, dt=dt)
     x = _load_input(input, encode, steps, seed)
-    opts, _ = _compile_options(float_g, tgts[0], x, input_kind, input_bits, weight_bits, "--input")
-    y = None
-    if labels is not None:
-        from snnhw.arrays import load_labels
-        y = load_labels(labels, x.shape[1], float_g.output.size)
-    reference, note = None, None
+    _check_shape(x, float_g, "--input")
+    y = load_array(labels) if labels is not None else None
+    reference, reference_error = None, None
     if net is not None:
         from snnhw.frontends.snntorch_reference import reference_run
         try:
-            reference = reference_run(net, float_g.meta.get("forward", "per_step"), x)[0]
+            reference = reference_run(net, float_g.meta.get("forward", "per_step"), x)
         except SnnhwError as exc:
-            note = f"snntorch model not run: {exc}"
-    th = Thresholds(max_rate_error, min_class_agreement, max_accuracy_drop, fail_on_overflow)
-    with out.status("running float IR, fixed point and targets"):
-        report = run_verify(float_g, x, names, opts, th, y, reference)
-    if note:
-        report["note"] = note
+            reference_error = f"the snntorch model could not run on --input: {exc}"
+    th = Thresholds(max_rate_error, min_class_agreement, max_accuracy_drop, min_activity, min_import_f1,
+                    fail_on_overflow)
+    if build is not None:
+        with out.status(f"running float IR and build {build}"):
+            report = verify_build(float_g, build, x, th, y, reference, reference_error, decoding)
+    else:
+        sample = calib and load_array(calib)
+        options = {t.name: _compile_options(float_g, t, sample, input_kind, input_bits, weight_bits, "--calib")[0]
+                   for t in tgts}
+        if any(o.input_bits == 1 for o in options.values()) and not np.all((x == 0) | (x == 1)):
+            raise SnnhwError("--input has values other than 0 and 1, but the builds take binary spikes (the default "
+                             "without --calib); pass --input-kind graded, or --calib CALIB.npy with data apart "
+                             "from the scored input")
+        with out.status("compiling and running float IR, builds and backends"):
+            report = run_verify(float_g, x, options, th, y, reference, reference_error, decoding, keep_builds)
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
         _print_verify(report)
-    raise typer.Exit(0 if report["passed"] else 1)
+    raise typer.Exit(report["exit_code"])
+
+
+def _fmt(v, spec=".4f") -> str:
+    return "-" if v is None else format(v, spec)
 
 
 def _print_verify(r: dict):
-    if "snntorch" in r:
-        s = r["snntorch"]
-        match = ", ".join(f"{k} {v['spike_match']:.4f}" for k, v in s["layers"].items())
-        out.print(f"snntorch vs float IR ({s['steps']} steps): spike match {esc(match)}")
-    if r.get("note"):
-        out.print(f"note: {esc(r['note'])}")
+    s = r.get("snntorch")
+    if s is not None and "layers" in s:
+        f1 = ", ".join(f"{k} {'exact' if v['identical'] else _fmt(v['f1'])}" for k, v in s["layers"].items())
+        out.print(f"snntorch vs float IR ({s['steps']} steps): spike F1 {esc(f1)}")
     for tname, e in r["targets"].items():
-        t = Table(title=f"{tname}: fixed point vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
+        if "refused" in e:
+            out.print(f"[yellow]{tname}: refused[/] (not verified): {e['refused']}")
+            continue
+        t = Table(title=f"{tname}: deployed build vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
                         f"latency {e['latency']})")
-        for col in ("layer", "neurons", "spike match", "spikes float", "spikes fixed", "rate err mean/max",
-                    "first divergence: step, sample, neuron (spike, membrane float -> fixed)"):
+        for col in ("layer", "spikes float -> deployed", "P / R / F1", "Jaccard", "F1 vs snntorch",
+                    "rate err mean/max", "first divergence: step, sample, neuron (spike, membrane)"):
             t.add_column(col)
         for name, L in e["layers"].items():
             d = L["first_divergence"]
             div = "none" if d is None else (
                 f"{d['step']}, {d['sample']}, {d['neuron']} (spike {d['spike_reference']} -> {d['spike']}, "
                 f"v {d.get('membrane_reference', float('nan')):.4g} -> {d.get('membrane', float('nan')):.4g})")
-            t.add_row(esc(name), str(L["neurons"]), f"{L['spike_match']:.4f}", str(L["spikes_reference"]), str(L["spikes"]),
+            snn = e.get("layers_snntorch", {}).get(name)
+            t.add_row(f"{esc(name)} ({L['neurons']})", f"{L['spikes_reference']} -> {L['spikes']}",
+                      f"{_fmt(L['precision'], '.3f')} / {_fmt(L['recall'], '.3f')} / {_fmt(L['f1'], '.3f')}",
+                      _fmt(L["jaccard"], ".3f"), "-" if snn is None else _fmt(snn["f1"], ".3f"),
                       f"{L['rate_error_mean']:.4f} / {L['rate_error_max']:.4f}", div)
         out.print(t)
-        acc = ""
-        if e["accuracy"] is not None:
-            acc = f"; accuracy float IR {r['float_ir']['accuracy']:.4f}, fixed {e['accuracy']:.4f}"
-            if r.get("snntorch", {}).get("accuracy") is not None:
-                acc += f", snntorch {r['snntorch']['accuracy']:.4f}"
-        ov = sum(sum(d.values()) for d in e["overflow"].values())
-        out.print(f"{tname}: class agreement {e['class_agreement']:.4f}{acc}; overflow events {ov}")
+        key = "nrmse" if r["decode"] == "regression" else "accuracy"
+        runs = [("snntorch", s or {}), ("float IR", r["float_ir"]), ("deployed", e)]
+        score = ", ".join(f"{n} {_fmt(v.get(key))}" for n, v in runs if v.get(key) is not None)
+        agree = "output NRMSE" if r["decode"] == "regression" else "class agreement"
+        vs = f"with float IR {e['agreement_float_ir']:.4f}"
+        if "agreement_snntorch" in e:
+            vs += f", with snntorch {e['agreement_snntorch']:.4f}"
+        undecided = f", {e['undecided']} undecided" if "undecided" in e else ""
+        out.print(f"{tname} (decode {r['decode']}): {agree} {vs}" + (f"; {key} {score}" if score else "") +
+                  f"; {e['silent']} silent samples{undecided}; overflow events "
+                  f"{sum(sum(d.values()) for d in e['overflow'].values())} ({e['overflow_source']})")
     for c in r["checks"]:
         mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
-        out.print(f"{mark} {c['target']}: {esc(c['check'])} ({esc(c['detail'])})")
-    out.print("[bold green]verified[/]" if r["passed"] else "[bold red]verification failed[/]")
+        out.print(f"{mark} {esc(c['target'])}: {esc(c['check'])} ({esc(c['detail'])})")
+    done = [t for t, e in r["targets"].items() if "refused" not in e]
+    if r["exit_code"] == 0:
+        out.print(f"[bold green]verified[/]: {', '.join(done)}")
+    elif r["exit_code"] == 3:
+        out.print(f"[bold yellow]not verified: {', '.join(r['refused'])} refused the model[/]" +
+                  (f"; verified: {', '.join(done)}" if done else ""))
+    else:
+        out.print("[bold red]verification failed[/]")
 
 
 @app.command()
