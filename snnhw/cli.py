@@ -378,7 +378,7 @@ def _print_verify(r: dict):
         out.print(f"snntorch vs float IR ({s['steps']} steps): spike F1 {esc(f1)}")
     for tname, e in r["targets"].items():
         if "refused" in e:
-            out.print(f"[yellow]{tname}: refused[/] (not verified): {e['refused']}")
+            out.print(f"[yellow]{tname}: refused[/] (not verified): {esc(e['refused'])}")
             continue
         t = Table(title=f"{tname}: deployed build vs float IR ({r['timesteps']} steps x {r['batch']} samples, "
                         f"latency {e['latency']})")
