@@ -9,6 +9,7 @@ from typing import Callable
 
 from snnhw.ir import Graph
 from snnhw.compiler.calibrate import state_ranges
+from snnhw.compiler.fold_linear import fold_pass
 from snnhw.compiler.legalize import legalize
 from snnhw.compiler.quantize import quantize
 from snnhw.compiler.timing import apply_target_delays
@@ -31,6 +32,7 @@ class Pass:
 
 
 PASSES = (
+    Pass("fold-linear", "compose sum/average pooling into the adjacent synapse (one linear map); refuse max pooling where the target has no pooling", lambda g, t, o: fold_pass(g, t)),
     Pass("check-features", "refuse ops and neuron features the target cannot run (before any work)",
          lambda g, t, o: legalize(g, t)),
     Pass("quantize", "float IR -> fixed IR: power-of-two weight scales within the weight bits, thresholds and "

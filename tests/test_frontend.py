@@ -81,9 +81,11 @@ def test_sequential_conv_net_with_view_flatten():
             s = self.pool(self.lif1(self.conv(x)))
             return self.lif2(self.fc(s.view(s.shape[0], -1)))
 
-    g = to_ir(ConvNet(), (1, 8, 8))
+    g = to_ir(ConvNet(), (1, 8, 8), fold=False)
     assert [type(n) for n in g.nodes[1:]] == [Conv2d, LIF, Pool2d, Flatten, Dense, LIF]
     assert g.node("pool").mode == "avg"
+    folded = to_ir(ConvNet(), (1, 8, 8))  # what the frontend hands on: pooling composed into fc
+    assert [type(n) for n in folded.nodes[1:]] == [Conv2d, LIF, Flatten, Dense, LIF]
 
 
 def test_input_shape_required_for_conv_nets(tmp_path):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from snnhw.compiler.fold_linear import fold_linear
 from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
 
@@ -250,8 +251,9 @@ def _neuron(name, m, in_name, shape) -> LIF:
     return lif
 
 
-def to_ir(model: nn.Module, input_shape: tuple, name: str = "model") -> Graph:
-    """The float IR of ``model`` for per-sample ``input_shape``."""
+def to_ir(model: nn.Module, input_shape: tuple, name: str = "model", fold: bool = True) -> Graph:
+    """The float IR of ``model`` for per-sample ``input_shape``; with ``fold``, sum/average pooling
+    is composed into the adjacent synapse (compiler.fold_linear), the graph every target runs."""
     calls, style = trace(model, input_shape)
     if not calls:
         raise SnnhwError("the model's forward called no layer")
@@ -282,7 +284,8 @@ def to_ir(model: nn.Module, input_shape: tuple, name: str = "model") -> Graph:
         raise UnsupportedError("the model has no snntorch neuron layer")
     if not isinstance(g.nodes[-1], LIF):
         raise UnsupportedError(f"the last layer ({g.nodes[-1].name}) is not a neuron layer; snnhw outputs spikes")
-    return g.validate()
+    g.validate()
+    return fold_linear(g) if fold else g
 
 
 def _layer(name, m, src, in_shape):
