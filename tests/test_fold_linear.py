@@ -136,3 +136,33 @@ def test_pooling_net_deploys_on_loihi_and_fpga_through_the_cli(tmp_path):
                            "1,8,8", "--input", tmp_path / "x.npy", "--targets", "emu,loihi,fpga")
     assert "PASS loihi: backend bit-exact with emulator" in out, out + err
     assert "PASS fpga: backend bit-exact with emulator" in out, out + err
+
+
+def test_max_pooling_kernel_onnx_round_trip_and_fixed_point():
+    """Max pooling: by hand on a 4x4 map; kept through ONNX; in the fixed IR the max of the
+    integer conv outputs (scale unchanged), equal to the float IR up to quantization."""
+    from snnhw.ir.onnx_io import from_onnx, to_onnx
+    x = np.array([[1, 5, 0, 2], [3, 4, 7, 1], [0, 0, 1, 1], [2, 9, 1, 0]], np.float32)
+    g = Graph([Input("in", (1, 4, 4)), Conv2d("c", "in", np.full((1, 1, 1, 1), 0.25, np.float32), (1, 4, 4)),
+               Pool2d("p", "c", (1, 4, 4), (2, 2), (2, 2), "max"),
+               LIF("n", "p", (1, 2, 2), *(np.zeros((), np.float32),) * 2, np.full((), 1.5, np.float32),
+                   np.zeros((), np.float32), "zero", "immediate")]).validate()
+    r = run(g, x.reshape(1, 1, 1, 4, 4), record_state=True)
+    np.testing.assert_array_equal(r.voltage["n"][0, 0].reshape(2, 2), [[1.25, 0], [0, 0.25]])  # max/4, reset where > 1.5
+    np.testing.assert_array_equal(r.spikes["n"][0, 0].reshape(2, 2), [[0, 1], [1, 0]])
+    back = from_onnx(to_onnx(g))
+    assert back.node("p").mode == "max"
+    fixed = compile_graph(g, description.load("emu"), CompileOptions(input_bits=8, input_max=9.0))
+    assert fixed.node("p").mode == "max"
+    rf = run(fixed, x.reshape(1, 1, 1, 4, 4), record_state=True)
+    np.testing.assert_array_equal(rf.spikes["n"], r.spikes["n"])
+    assert from_onnx(to_onnx(fixed)).node("p").mode == "max"
+
+
+def test_max_pooling_of_spikes_is_their_or():
+    z = np.zeros((), np.float32)
+    g = Graph([Input("x", (1, 2, 2)), Pool2d("p", "x", (1, 2, 2), (2, 2), (2, 2), "max"),
+               Flatten("f", "p", (1, 1, 1)), Dense("d", "f", np.ones((1, 1), np.float32)),
+               LIF("n", "d", (1,), z, z, np.full((), 0.5, np.float32), z, "zero", "immediate")]).validate()
+    x = np.array([[0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1]], np.float32).reshape(3, 1, 1, 2, 2)
+    assert run(g, x).spikes["n"].reshape(-1).tolist() == [0, 1, 1]

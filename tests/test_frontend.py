@@ -101,13 +101,12 @@ def test_input_shape_required_for_conv_nets(tmp_path):
 
 
 @pytest.mark.parametrize("layer,words", [
-    (nn.MaxPool2d(2), "MaxPool2d"),
     (nn.ReLU(), "ReLU"),
     (snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True), "Alpha"),
 ])
 def test_unsupported_layers_are_named(layer, words):
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), snn.Leaky(beta=0.5, init_hidden=True), layer,
-                        nn.Flatten(), nn.Linear(2 * 16 if isinstance(layer, nn.MaxPool2d) else 2 * 64, 3),
+                        nn.Flatten(), nn.Linear(2 * 64, 3),
                         snn.Leaky(beta=0.5, init_hidden=True))
     with pytest.raises(UnsupportedError, match=words):
         to_ir(net, (1, 8, 8))
@@ -123,17 +122,42 @@ def test_unsupported_neuron_options(kwargs, words):
         to_ir(net, (4,))
 
 
-def test_arithmetic_between_layers_is_refused():
+def test_scalar_arithmetic_between_layers_is_folded_into_weights():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(4, 3)
-            self.lif = snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc1, self.lif1 = nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc2, self.lif2 = nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True)
 
         def forward(self, x):
-            return self.lif(self.fc(x) * 2)
+            s = self.lif1(self.fc1(x) * 2)    # current scaled: weight and bias of fc1 times 2
+            return self.lif2(self.fc2(s / 4))  # spikes scaled: weight of fc2 / 4, bias kept
 
-    with pytest.raises(UnsupportedError, match="computed outside the supported layers"):
+    torch.manual_seed(0)
+    net = Net()
+    g = to_ir(net, (4,))
+    np.testing.assert_allclose(g.node("fc1").weight, net.fc1.weight.detach().numpy() * 2, rtol=1e-7)
+    np.testing.assert_allclose(g.node("fc1").bias, net.fc1.bias.detach().numpy() * 2, rtol=1e-7)
+    np.testing.assert_allclose(g.node("fc2").weight, net.fc2.weight.detach().numpy() / 4, rtol=1e-7)
+    np.testing.assert_array_equal(g.node("fc2").bias, net.fc2.bias.detach().numpy())
+
+
+@pytest.mark.parametrize("step,words", [
+    (lambda self, s: self.lif2(self.fc2(s) + self.fc3(s)), "`add` of the outputs of fc2, fc3: an additive skip"),
+    (lambda self, s: self.lif2(torch.sigmoid(self.fc2(s))), "`sigmoid`"),
+    (lambda self, s: self.lif2(self.fc2(s) + 1.0), "`add`"),
+], ids=["skip", "sigmoid", "constant"])
+def test_other_arithmetic_between_layers_is_refused_by_name(step, words):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc2, self.fc3, self.lif2 = nn.Linear(3, 2), nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True)
+
+        def forward(self, x):
+            return step(self, self.lif1(self.fc1(x)))
+
+    with pytest.raises(UnsupportedError, match=words):
         to_ir(Net(), (4,))
 
 
@@ -185,3 +209,58 @@ def test_nan_weights_are_refused():
         net[0].weight[0, 0] = float("nan")
     with pytest.raises(SnnhwError, match="NaN"):
         to_ir(net, (4,))
+
+
+# ----------------------------------------------------------------------------- snntorch's tutorial networks
+import tutorial_nets  # noqa: E402
+from snnhw.frontends.snntorch_reference import reference_run  # noqa: E402
+
+TUTORIALS = {  # name -> (how to build the module, per-sample input shape, batch, steps for per-step models)
+    "tutorial5": (lambda ns: ns["Net"](), (784,), 3, None),
+    "tutorial6_sequential": (lambda ns: ns["make_net"](), (1, 28, 28), 3, 8),
+    "tutorial6_class": (lambda ns: ns["Net"](), (1, 28, 28), 128, 3),
+    "synaptic": (lambda ns: ns["Net"](), (784,), 2, None),
+    "rleaky": (lambda ns: ns["Net"](), (784,), 3, None),
+    "rsynaptic": (lambda ns: ns["Net"](), (784,), 3, None),
+}
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_tutorial_network_imports_and_float_ir_equals_snntorch_spike_for_spike(name):
+    make, shape, batch, steps = TUTORIALS[name]
+    torch.manual_seed(0)
+    ns = tutorial_nets.namespace(name)
+    net = make(ns)
+    g = to_ir(net, shape)
+    steps = steps or ns["num_steps"]
+    x = np.repeat(torch.rand(1, batch, *shape).numpy() * 3, steps, axis=0)  # analog pixels fed every step
+    ref, _ = reference_run(net, g.meta["forward"], x)
+    got = run(g, x)
+    assert set(ref) == {p.name for p in g.neurons}
+    for layer, spikes in ref.items():
+        assert np.array_equal(got.spikes[layer], spikes.reshape(got.spikes[layer].shape)), layer
+    assert sum(int(s.sum()) for s in ref.values()) > 0
+
+
+def test_tutorial6_class_is_memoryless_per_call_and_max_pools_currents():
+    """Its forward re-creates the states every call, so each step starts from zero (beta = 0)."""
+    g = to_ir(tutorial_nets.namespace("tutorial6_class")["Net"](), (1, 28, 28))
+    assert [n.mode for n in g.nodes if isinstance(n, Pool2d)] == ["max", "max"]
+    assert all(float(p.beta) == 0 and p.reset_mode == "zero" for p in g.neurons)
+    assert isinstance(g.node(g.node("lif1").input), Pool2d)
+
+
+def test_states_as_forward_arguments_threaded_by_the_caller():
+    ns = tutorial_nets.namespace("states_as_arguments")
+    torch.manual_seed(0)
+    net = ns["Net"]()
+    g = to_ir(net, (784,))
+    assert g.meta["forward"] == "per_step" and [float(p.beta) for p in g.neurons] == [0.5, 0.5]
+    x = torch.rand(6, 3, 784) * 3
+    mem1, spk1, mem2 = net.lif1.init_leaky(), None, net.lif2.init_leaky()
+    out = []
+    with torch.no_grad():
+        for t in range(6):
+            mem1, spk1, mem2, spk2 = net(x[t], mem1, spk1, mem2)
+            out.append(spk2.numpy())
+    assert np.array_equal(run(g, x.numpy()).spikes["lif2"], np.stack(out))

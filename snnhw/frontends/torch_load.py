@@ -20,7 +20,8 @@ from torch import nn
 from snnhw.errors import InvalidFileError, SnnhwError
 
 ALLOWED_CLASSES = [
-    nn.Sequential, nn.ModuleList, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.Dropout,
+    nn.Sequential, nn.ModuleList, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d,
     snn.SpikingNeuron, snn.LIF, snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic,
 ]
 try:  # RLeaky's one-to-one recurrence
