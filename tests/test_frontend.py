@@ -264,3 +264,101 @@ def test_states_as_forward_arguments_threaded_by_the_caller():
             mem1, spk1, mem2, spk2 = net(x[t], mem1, spk1, mem2)
             out.append(spk2.numpy())
     assert np.array_equal(run(g, x.numpy()).spikes["lif2"], np.stack(out))
+
+
+def test_batchnorm_is_folded_and_dropout_removed_exactly():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), snn.Leaky(beta=0.9, init_hidden=True),
+                        nn.Dropout2d(0.3), nn.Flatten(start_dim=1, end_dim=3), nn.Linear(3 * 36, 5, bias=False),
+                        nn.BatchNorm1d(5), nn.Dropout(0.5), snn.Leaky(beta=0.8, init_hidden=True))
+    for bn in (net[1], net[6]):  # trained-looking statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    g = to_ir(net, (1, 6, 6))
+    assert [type(n) for n in g.nodes[1:]] == [Conv2d, LIF, Flatten, Dense, LIF]
+    assert g.node("5").bias is not None  # the BatchNorm shift became the Linear's bias
+    x = (torch.rand(12, 4, 1, 6, 6) * 2).numpy()
+    ref_spk, ref_mem = reference_run(net, "per_step", x)
+    got = run(g, x, record_state=True)
+    for layer in ("2", "8"):
+        np.testing.assert_allclose(got.voltage[layer], ref_mem[layer], rtol=1e-5, atol=1e-5)
+        assert np.array_equal(got.spikes[layer], ref_spk[layer])
+
+
+def test_batchnorm_without_running_statistics_or_not_after_a_synapse_is_refused():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match="running statistics"):
+        to_ir(net, (4,))
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True), nn.BatchNorm1d(3),
+                        nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match="BatchNorm1d right after LIF"):
+        to_ir(net, (4,))
+
+
+def test_flatten_must_cover_every_per_sample_dim():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), snn.Leaky(beta=0.5, init_hidden=True), nn.Flatten(2),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match=r"Flatten\(start_dim=2, end_dim=-1\)"):
+        to_ir(net, (1, 5, 5))
+
+
+SIBLING = "import snntorch as snn\n\ndef make_lif(beta):\n    return snn.Leaky(beta=beta)\n"
+WITH_ARGS = '''
+import torch, torch.nn as nn
+from layers import make_lif  # a sibling module of this file
+
+class Net(nn.Module):
+    def __init__(self, timesteps, hidden, beta=0.9):
+        super().__init__()
+        self.timesteps = timesteps
+        self.fc1, self.lif1 = nn.Linear(6, hidden), make_lif(beta)
+        self.fc2, self.lif2 = nn.Linear(hidden, 2), make_lif(beta)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        out = []
+        for step in range(self.timesteps):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            out.append(spk2)
+        return torch.stack(out)
+'''
+
+
+def test_arch_file_imports_its_sibling_and_takes_literal_constructor_arguments(tmp_path):
+    (tmp_path / "layers.py").write_text(SIBLING)
+    (tmp_path / "net.py").write_text(WITH_ARGS)
+    ns: dict = {}
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exec(WITH_ARGS, ns)
+        torch.save(ns["Net"](timesteps=4, hidden=7, beta=0.8).state_dict(), tmp_path / "m.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("layers", None)
+    g = load_model(tmp_path / "m.pt", arch=f"{tmp_path / 'net.py'}:Net(timesteps=4, hidden=7, beta=0.8)")
+    assert g.node("lif1").shape == (7,) and float(g.node("lif1").beta) == pytest.approx(0.8)
+    assert g.meta["forward"] == "loop_time_indexed"
+    for bad, words in ((f"Net(__import__('os').getcwd())", "literals"), ("Net(**{'hidden': 7})", r"\*\*kwargs"),
+                       ("Net(", "a name or a call"), ("Net(timesteps=4)", "calling Net\\(timesteps=4\\) failed")):
+        with pytest.raises(SnnhwError, match=words):
+            load_model(tmp_path / "m.pt", arch=f"{tmp_path / 'net.py'}:{bad}")
+
+
+def test_readme_quick_start_on_a_tutorial_model_with_analog_input(tmp_path):
+    """README "Use": compile with --calib X.npy, then run on the same analog X."""
+    from conftest import run_cli
+    arch = tutorial_nets.write("tutorial5", tmp_path)
+    torch.manual_seed(0)
+    torch.save(tutorial_nets.namespace("tutorial5")["Net"]().state_dict(), tmp_path / "model.pt")
+    np.save(tmp_path / "X.npy", np.repeat(np.random.default_rng(0).random((1, 3, 784), np.float32), 25, axis=0))
+    rc, _, err = run_cli("compile", tmp_path / "model.pt", "--arch", f"{arch}:Net", "--calib", tmp_path / "X.npy",
+                         "--target", "emu", "-o", tmp_path / "build")
+    assert rc == 0, err
+    rc, _, err = run_cli("run", tmp_path / "build", "--input", tmp_path / "X.npy", "-o", tmp_path / "out.npz")
+    assert rc == 0, err
+    assert np.load(tmp_path / "out.npz")["output"].shape == (25, 3, 10)

@@ -3,10 +3,11 @@
 Nothing from the file is executed: torch.load runs with ``weights_only=True`` and an allowlist of
 torch.nn / snntorch classes. A pickle naming anything else is refused unless the user passes the
 explicit trust flag. ``--arch FILE.py:NAME`` runs the user's own architecture file (a module class
-or a zero-argument factory), which is code the user chose to run.
+or a factory, with literal arguments as ``FILE.py:NAME(hidden=128)``), which is code the user chose to run.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import pickle
 import sys
@@ -75,11 +76,37 @@ def _state_dict_of(obj, path):
     raise InvalidFileError(f"{path} holds a {type(obj).__name__}, not a state_dict or a module")
 
 
+def _parse_call(text: str, spec: str) -> tuple[str, tuple, dict]:
+    """``NAME`` or ``NAME(literal, key=literal, ...)`` -> (name, args, kwargs), parsed with ``ast``;
+    only Python literals are accepted as arguments (nothing is evaluated)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise SnnhwError(f"--arch {spec!r}: NAME must be a name or a call like Net(hidden=128)") from None
+    if isinstance(tree, ast.Name):
+        return tree.id, (), {}
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
+        raise SnnhwError(f"--arch {spec!r}: NAME must be a name or a call like Net(hidden=128)")
+    try:
+        args = tuple(ast.literal_eval(a) for a in tree.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords if k.arg is not None}
+    except ValueError:
+        raise SnnhwError(f"--arch {spec!r}: constructor arguments must be literals (numbers, strings, "
+                         "True/False/None, tuples, lists, dicts)") from None
+    if len(kwargs) != len(tree.keywords):
+        raise SnnhwError(f"--arch {spec!r}: **kwargs are not accepted; write the arguments out")
+    return tree.func.id, args, kwargs
+
+
 def load_arch(spec: str) -> nn.Module:
-    """Build the module named by ``FILE.py:NAME`` (a module class or a zero-argument factory)."""
-    file, sep, name = spec.rpartition(":")
-    if not sep or not file or not name:
-        raise SnnhwError(f"--arch {spec!r}: expected FILE.py:NAME, e.g. net.py:Net")
+    """Build the module named by ``FILE.py:NAME`` or ``FILE.py:NAME(args)``: a module class or a
+    factory, called with the given literal arguments (none by default). The file's folder is on
+    ``sys.path`` while it is imported, so it can import its sibling modules."""
+    cut = spec.find(".py:")
+    file, name = (spec[:cut + 3], spec[cut + 4:]) if cut >= 0 else (spec.rpartition(":")[0], spec.rpartition(":")[2])
+    if not file or not name:
+        raise SnnhwError(f"--arch {spec!r}: expected FILE.py:NAME, e.g. net.py:Net or 'net.py:Net(hidden=128)'")
+    name, args, kwargs = _parse_call(name, spec)
     path = Path(file)
     if not path.is_file():
         raise SnnhwError(f"--arch: file {file} does not exist")
@@ -87,20 +114,25 @@ def load_arch(spec: str) -> nn.Module:
     spec_ = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec_)
     sys.modules[mod_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec_.loader.exec_module(module)
     except Exception as exc:
         raise SnnhwError(f"--arch: importing {file} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(folder)
     obj = getattr(module, name, None)
     if obj is None:
         raise SnnhwError(f"--arch: {file} defines no {name!r}")
+    call = f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
     try:
-        net = obj()
+        net = obj(*args, **kwargs)
     except Exception as exc:
-        raise SnnhwError(f"--arch: calling {name}() failed ({type(exc).__name__}: {exc}); NAME must be a module "
-                         "class or a factory that takes no arguments") from None
+        raise SnnhwError(f"--arch: calling {call} failed ({type(exc).__name__}: {exc}); NAME must be a module "
+                         "class or a factory; give its arguments as --arch 'FILE.py:NAME(a=1, b=2)'") from None
     if not isinstance(net, nn.Module):
-        raise SnnhwError(f"--arch: {name}() returned {type(net).__name__}, not a torch.nn.Module")
+        raise SnnhwError(f"--arch: {call} returned {type(net).__name__}, not a torch.nn.Module")
     return net
 
 
