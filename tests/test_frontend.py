@@ -264,6 +264,8 @@ def test_states_as_forward_arguments_threaded_by_the_caller():
             mem1, spk1, mem2, spk2 = net(x[t], mem1, spk1, mem2)
             out.append(spk2.numpy())
     assert np.array_equal(run(g, x.numpy()).spikes["lif2"], np.stack(out))
+    ref, _ = reference_run(net, "per_step", x.numpy())  # the reference verify runs
+    assert np.array_equal(ref["lif2"], np.stack(out)) and np.stack(out).sum() > 0
 
 
 def test_batchnorm_is_folded_and_dropout_removed_exactly():
