@@ -364,3 +364,21 @@ def test_readme_quick_start_on_a_tutorial_model_with_analog_input(tmp_path):
     rc, _, err = run_cli("run", tmp_path / "build", "--input", tmp_path / "X.npy", "-o", tmp_path / "out.npz")
     assert rc == 0, err
     assert np.load(tmp_path / "out.npz")["output"].shape == (25, 3, 10)
+
+
+def test_max_pooling_of_spikes_imports_exactly_and_is_refused_on_loihi():
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.targets import description
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), snn.Leaky(beta=0.9, init_hidden=True), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(64, 5), snn.Leaky(beta=0.8, init_hidden=True))
+    g = to_ir(net, (1, 8, 8))
+    assert g.node("2").mode == "max" and g.node("2").input == "1"
+    x = (torch.rand(10, 3, 1, 8, 8) * 3).numpy()
+    ref, _ = reference_run(net, "per_step", x)
+    got = run(g, x)
+    for layer in ("1", "5"):
+        assert np.array_equal(got.spikes[layer], ref[layer])
+    assert ref["5"].sum() > 0
+    with pytest.raises(UnsupportedError, match=r"layer 2: max pooling \(on spikes\) is not supported on loihi"):
+        compile_graph(g, description.load("loihi"), CompileOptions())
