@@ -11,6 +11,7 @@ from typing import Callable
 
 from snnhw.ir import Graph
 from snnhw.compiler.calibrate import state_ranges
+from snnhw.compiler.fold_linear import fold_pass
 from snnhw.compiler.legalize import legalize
 from snnhw.compiler.lowering import lowering_passes
 from snnhw.compiler.quantize import quantize
@@ -34,6 +35,7 @@ class Pass:
 
 
 PASSES = (
+    Pass("fold-linear", "compose sum/average pooling into the adjacent synapse (one linear map); refuse max pooling where the target has no pooling", lambda g, t, o: fold_pass(g, t)),
     Pass("check-features", "refuse ops and neuron features the target cannot run (before any work)",
          lambda g, t, o: legalize(g, t)),
     Pass("quantize", "float IR -> fixed IR: power-of-two weight scales within the weight bits, thresholds and "

@@ -94,7 +94,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             acc = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
             nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc))
         elif isinstance(n, Pool2d):
-            nodes.append(replace(n, mode="sum"))
+            nodes.append(replace(n, mode="sum" if n.mode == "avg" else n.mode))
         elif isinstance(n, Flatten):
             nodes.append(n)
         elif isinstance(n, LIF):

@@ -1,9 +1,9 @@
 """Digits conv net: Conv2d(1,8,3,padding=1)-Leaky-AvgPool2d(2)-Flatten-Linear(128,10)-Leaky.
 
-The 8x8 digits (sklearn, offline) are fed as 1x8x8 images every step (direct encoding). loihi and
-fpga have no pooling, so the pooled net deploys on emu only and the other targets show their
-refusal; a variant with a stride-2 convolution instead of pooling (same 8x4x4 = 128 features)
-deploys on all three. Lava and the RTL simulation run on the first ``--backend-samples`` digits.
+The 8x8 digits (sklearn, offline) are fed as 1x8x8 images every step (direct encoding). The
+compiler's fold-linear pass composes the AvgPool2d into the Linear after it (one exact linear map),
+so the pooled net deploys on all three targets, as does a variant with a stride-2 convolution
+instead of pooling (same 8x4x4 = 128 features). Lava and the RTL simulation run on the first ``--backend-samples`` digits.
 
     python examples/digits_conv.py [--epochs 10] [--train-samples 1347] [--backend-samples 10]
 """

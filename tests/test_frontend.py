@@ -81,9 +81,11 @@ def test_sequential_conv_net_with_view_flatten():
             s = self.pool(self.lif1(self.conv(x)))
             return self.lif2(self.fc(s.view(s.shape[0], -1)))
 
-    g = to_ir(ConvNet(), (1, 8, 8))
+    g = to_ir(ConvNet(), (1, 8, 8), fold=False)
     assert [type(n) for n in g.nodes[1:]] == [Conv2d, LIF, Pool2d, Flatten, Dense, LIF]
     assert g.node("pool").mode == "avg"
+    folded = to_ir(ConvNet(), (1, 8, 8))  # what the frontend hands on: pooling composed into fc
+    assert [type(n) for n in folded.nodes[1:]] == [Conv2d, LIF, Flatten, Dense, LIF]
 
 
 def test_input_shape_required_for_conv_nets(tmp_path):
@@ -99,13 +101,12 @@ def test_input_shape_required_for_conv_nets(tmp_path):
 
 
 @pytest.mark.parametrize("layer,words", [
-    (nn.MaxPool2d(2), "MaxPool2d"),
     (nn.ReLU(), "ReLU"),
     (snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True), "Alpha"),
 ])
 def test_unsupported_layers_are_named(layer, words):
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), snn.Leaky(beta=0.5, init_hidden=True), layer,
-                        nn.Flatten(), nn.Linear(2 * 16 if isinstance(layer, nn.MaxPool2d) else 2 * 64, 3),
+                        nn.Flatten(), nn.Linear(2 * 64, 3),
                         snn.Leaky(beta=0.5, init_hidden=True))
     with pytest.raises(UnsupportedError, match=words):
         to_ir(net, (1, 8, 8))
@@ -121,17 +122,42 @@ def test_unsupported_neuron_options(kwargs, words):
         to_ir(net, (4,))
 
 
-def test_arithmetic_between_layers_is_refused():
+def test_scalar_arithmetic_between_layers_is_folded_into_weights():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(4, 3)
-            self.lif = snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc1, self.lif1 = nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc2, self.lif2 = nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True)
 
         def forward(self, x):
-            return self.lif(self.fc(x) * 2)
+            s = self.lif1(self.fc1(x) * 2)    # current scaled: weight and bias of fc1 times 2
+            return self.lif2(self.fc2(s / 4))  # spikes scaled: weight of fc2 / 4, bias kept
 
-    with pytest.raises(UnsupportedError, match="computed outside the supported layers"):
+    torch.manual_seed(0)
+    net = Net()
+    g = to_ir(net, (4,))
+    np.testing.assert_allclose(g.node("fc1").weight, net.fc1.weight.detach().numpy() * 2, rtol=1e-7)
+    np.testing.assert_allclose(g.node("fc1").bias, net.fc1.bias.detach().numpy() * 2, rtol=1e-7)
+    np.testing.assert_allclose(g.node("fc2").weight, net.fc2.weight.detach().numpy() / 4, rtol=1e-7)
+    np.testing.assert_array_equal(g.node("fc2").bias, net.fc2.bias.detach().numpy())
+
+
+@pytest.mark.parametrize("step,words", [
+    (lambda self, s: self.lif2(self.fc2(s) + self.fc3(s)), "`add` of the outputs of fc2, fc3: an additive skip"),
+    (lambda self, s: self.lif2(torch.sigmoid(self.fc2(s))), "`sigmoid`"),
+    (lambda self, s: self.lif2(self.fc2(s) + 1.0), "`add`"),
+], ids=["skip", "sigmoid", "constant"])
+def test_other_arithmetic_between_layers_is_refused_by_name(step, words):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True)
+            self.fc2, self.fc3, self.lif2 = nn.Linear(3, 2), nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True)
+
+        def forward(self, x):
+            return step(self, self.lif1(self.fc1(x)))
+
+    with pytest.raises(UnsupportedError, match=words):
         to_ir(Net(), (4,))
 
 
@@ -183,3 +209,176 @@ def test_nan_weights_are_refused():
         net[0].weight[0, 0] = float("nan")
     with pytest.raises(SnnhwError, match="NaN"):
         to_ir(net, (4,))
+
+
+# ----------------------------------------------------------------------------- snntorch's tutorial networks
+import tutorial_nets  # noqa: E402
+from snnhw.frontends.snntorch_reference import reference_run  # noqa: E402
+
+TUTORIALS = {  # name -> (how to build the module, per-sample input shape, batch, steps for per-step models)
+    "tutorial5": (lambda ns: ns["Net"](), (784,), 3, None),
+    "tutorial6_sequential": (lambda ns: ns["make_net"](), (1, 28, 28), 3, 8),
+    "tutorial6_class": (lambda ns: ns["Net"](), (1, 28, 28), 128, 3),
+    "synaptic": (lambda ns: ns["Net"](), (784,), 2, None),
+    "rleaky": (lambda ns: ns["Net"](), (784,), 3, None),
+    "rsynaptic": (lambda ns: ns["Net"](), (784,), 3, None),
+}
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_tutorial_network_imports_and_float_ir_equals_snntorch_spike_for_spike(name):
+    make, shape, batch, steps = TUTORIALS[name]
+    torch.manual_seed(0)
+    ns = tutorial_nets.namespace(name)
+    net = make(ns)
+    g = to_ir(net, shape)
+    steps = steps or ns["num_steps"]
+    x = np.repeat(torch.rand(1, batch, *shape).numpy() * 3, steps, axis=0)  # analog pixels fed every step
+    ref, _ = reference_run(net, g.meta["forward"], x)
+    got = run(g, x)
+    assert set(ref) == {p.name for p in g.neurons}
+    for layer, spikes in ref.items():
+        assert np.array_equal(got.spikes[layer], spikes.reshape(got.spikes[layer].shape)), layer
+    assert sum(int(s.sum()) for s in ref.values()) > 0
+
+
+def test_tutorial6_class_is_memoryless_per_call_and_max_pools_currents():
+    """Its forward re-creates the states every call, so each step starts from zero (beta = 0)."""
+    g = to_ir(tutorial_nets.namespace("tutorial6_class")["Net"](), (1, 28, 28))
+    assert [n.mode for n in g.nodes if isinstance(n, Pool2d)] == ["max", "max"]
+    assert all(float(p.beta) == 0 and p.reset_mode == "zero" for p in g.neurons)
+    assert isinstance(g.node(g.node("lif1").input), Pool2d)
+
+
+def test_states_as_forward_arguments_threaded_by_the_caller():
+    ns = tutorial_nets.namespace("states_as_arguments")
+    torch.manual_seed(0)
+    net = ns["Net"]()
+    g = to_ir(net, (784,))
+    assert g.meta["forward"] == "per_step" and [float(p.beta) for p in g.neurons] == [0.5, 0.5]
+    x = torch.rand(6, 3, 784) * 3
+    mem1, spk1, mem2 = net.lif1.init_leaky(), None, net.lif2.init_leaky()
+    out = []
+    with torch.no_grad():
+        for t in range(6):
+            mem1, spk1, mem2, spk2 = net(x[t], mem1, spk1, mem2)
+            out.append(spk2.numpy())
+    assert np.array_equal(run(g, x.numpy()).spikes["lif2"], np.stack(out))
+    ref, _ = reference_run(net, "per_step", x.numpy())  # the reference verify runs
+    assert np.array_equal(ref["lif2"], np.stack(out)) and np.stack(out).sum() > 0
+
+
+def test_batchnorm_is_folded_and_dropout_removed_exactly():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), snn.Leaky(beta=0.9, init_hidden=True),
+                        nn.Dropout2d(0.3), nn.Flatten(start_dim=1, end_dim=3), nn.Linear(3 * 36, 5, bias=False),
+                        nn.BatchNorm1d(5), nn.Dropout(0.5), snn.Leaky(beta=0.8, init_hidden=True))
+    for bn in (net[1], net[6]):  # trained-looking statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    g = to_ir(net, (1, 6, 6))
+    assert [type(n) for n in g.nodes[1:]] == [Conv2d, LIF, Flatten, Dense, LIF]
+    assert g.node("5").bias is not None  # the BatchNorm shift became the Linear's bias
+    x = (torch.rand(12, 4, 1, 6, 6) * 2).numpy()
+    ref_spk, ref_mem = reference_run(net, "per_step", x)
+    got = run(g, x, record_state=True)
+    for layer in ("2", "8"):
+        np.testing.assert_allclose(got.voltage[layer], ref_mem[layer], rtol=1e-5, atol=1e-5)
+        assert np.array_equal(got.spikes[layer], ref_spk[layer])
+
+
+def test_batchnorm_without_running_statistics_or_not_after_a_synapse_is_refused():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match="running statistics"):
+        to_ir(net, (4,))
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True), nn.BatchNorm1d(3),
+                        nn.Linear(3, 2), snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match="BatchNorm1d right after LIF"):
+        to_ir(net, (4,))
+
+
+def test_flatten_must_cover_every_per_sample_dim():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), snn.Leaky(beta=0.5, init_hidden=True), nn.Flatten(2),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(UnsupportedError, match=r"Flatten\(start_dim=2, end_dim=-1\)"):
+        to_ir(net, (1, 5, 5))
+
+
+SIBLING = "import snntorch as snn\n\ndef make_lif(beta):\n    return snn.Leaky(beta=beta)\n"
+WITH_ARGS = '''
+import torch, torch.nn as nn
+from layers import make_lif  # a sibling module of this file
+
+class Net(nn.Module):
+    def __init__(self, timesteps, hidden, beta=0.9):
+        super().__init__()
+        self.timesteps = timesteps
+        self.fc1, self.lif1 = nn.Linear(6, hidden), make_lif(beta)
+        self.fc2, self.lif2 = nn.Linear(hidden, 2), make_lif(beta)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        out = []
+        for step in range(self.timesteps):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            out.append(spk2)
+        return torch.stack(out)
+'''
+
+
+def test_arch_file_imports_its_sibling_and_takes_literal_constructor_arguments(tmp_path):
+    (tmp_path / "layers.py").write_text(SIBLING)
+    (tmp_path / "net.py").write_text(WITH_ARGS)
+    ns: dict = {}
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exec(WITH_ARGS, ns)
+        torch.save(ns["Net"](timesteps=4, hidden=7, beta=0.8).state_dict(), tmp_path / "m.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("layers", None)
+    g = load_model(tmp_path / "m.pt", arch=f"{tmp_path / 'net.py'}:Net(timesteps=4, hidden=7, beta=0.8)")
+    assert g.node("lif1").shape == (7,) and float(g.node("lif1").beta) == pytest.approx(0.8)
+    assert g.meta["forward"] == "loop_time_indexed"
+    for bad, words in ((f"Net(__import__('os').getcwd())", "literals"), ("Net(**{'hidden': 7})", r"\*\*kwargs"),
+                       ("Net(", "a name or a call"), ("Net(timesteps=4)", "calling Net\\(timesteps=4\\) failed")):
+        with pytest.raises(SnnhwError, match=words):
+            load_model(tmp_path / "m.pt", arch=f"{tmp_path / 'net.py'}:{bad}")
+
+
+def test_readme_quick_start_on_a_tutorial_model_with_analog_input(tmp_path):
+    """README "Use": compile with --calib X.npy, then run on the same analog X."""
+    from conftest import run_cli
+    arch = tutorial_nets.write("tutorial5", tmp_path)
+    torch.manual_seed(0)
+    torch.save(tutorial_nets.namespace("tutorial5")["Net"]().state_dict(), tmp_path / "model.pt")
+    np.save(tmp_path / "X.npy", np.repeat(np.random.default_rng(0).random((1, 3, 784), np.float32), 25, axis=0))
+    rc, _, err = run_cli("compile", tmp_path / "model.pt", "--arch", f"{arch}:Net", "--calib", tmp_path / "X.npy",
+                         "--target", "emu", "-o", tmp_path / "build")
+    assert rc == 0, err
+    rc, _, err = run_cli("run", tmp_path / "build", "--input", tmp_path / "X.npy", "-o", tmp_path / "out.npz")
+    assert rc == 0, err
+    assert np.load(tmp_path / "out.npz")["output"].shape == (25, 3, 10)
+
+
+def test_max_pooling_of_spikes_imports_exactly_and_is_refused_on_loihi():
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.targets import description
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), snn.Leaky(beta=0.9, init_hidden=True), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(64, 5), snn.Leaky(beta=0.8, init_hidden=True))
+    g = to_ir(net, (1, 8, 8))
+    assert g.node("2").mode == "max" and g.node("2").input == "1"
+    x = (torch.rand(10, 3, 1, 8, 8) * 3).numpy()
+    ref, _ = reference_run(net, "per_step", x)
+    got = run(g, x)
+    for layer in ("1", "5"):
+        assert np.array_equal(got.spikes[layer], ref[layer])
+    assert ref["5"].sum() > 0
+    with pytest.raises(UnsupportedError, match=r"layer 2: max pooling \(on spikes\) is not supported on loihi"):
+        compile_graph(g, description.load("loihi"), CompileOptions())

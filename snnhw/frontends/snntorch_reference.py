@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from snnhw.errors import SnnhwError
-from snnhw.frontends.snntorch_trace import NEURONS, _leaves, _reset_state
+from snnhw.frontends.snntorch_trace import NEURONS, _leaves, _reset_state, _state_args
 
 
 def reference_run(net: torch.nn.Module, style: str, x: np.ndarray) -> tuple[dict, dict]:
@@ -40,8 +40,11 @@ def reference_run(net: torch.nn.Module, style: str, x: np.ndarray) -> tuple[dict
     try:
         with torch.no_grad():
             if style == "per_step":
+                # a forward taking the neuron states gets None: each neuron then keeps its state
+                # itself between calls, as a caller threading the returned states would
+                states = [None] * _state_args(net)
                 for t in range(xt.shape[0]):
-                    net(xt[t])
+                    net(xt[t], *states)
             elif style == "loop_time_indexed":
                 net(xt)
             else:

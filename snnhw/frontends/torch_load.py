@@ -3,11 +3,13 @@
 Nothing from the file is executed: torch.load runs with ``weights_only=True`` and an allowlist of
 torch.nn / snntorch classes. A pickle naming anything else is refused unless the user passes the
 explicit trust flag. ``--arch FILE.py:NAME`` imports and runs the user's own architecture file (a
-module class or a zero-argument factory): code the user chose to run, so only their own code
-(docs/security.md). Whatever it raises, ``sys.exit`` included, becomes one error line.
+module class or a factory, with literal arguments as ``FILE.py:NAME(hidden=128)``): code the user
+chose to run, so only their own code (docs/security.md). Whatever it raises, ``sys.exit`` included,
+becomes one error line.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import pickle
 import re
@@ -24,7 +26,8 @@ from snnhw.errors import InvalidFileError, SnnhwError
 from snnhw.safety import Terminated, one_line
 
 ALLOWED_CLASSES = [
-    nn.Sequential, nn.ModuleList, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.Dropout,
+    nn.Sequential, nn.ModuleList, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d,
     snn.SpikingNeuron, snn.LIF, snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic,
 ]
 try:  # RLeaky's one-to-one recurrence
@@ -123,11 +126,37 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(str(exc))[:300]}"
 
 
+def _parse_call(text: str, spec: str) -> tuple[str, tuple, dict]:
+    """``NAME`` or ``NAME(literal, key=literal, ...)`` -> (name, args, kwargs), parsed with ``ast``;
+    only Python literals are accepted as arguments (nothing is evaluated)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise SnnhwError(f"--arch {spec!r}: NAME must be a name or a call like Net(hidden=128)") from None
+    if isinstance(tree, ast.Name):
+        return tree.id, (), {}
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
+        raise SnnhwError(f"--arch {spec!r}: NAME must be a name or a call like Net(hidden=128)")
+    try:
+        args = tuple(ast.literal_eval(a) for a in tree.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords if k.arg is not None}
+    except ValueError:
+        raise SnnhwError(f"--arch {spec!r}: constructor arguments must be literals (numbers, strings, "
+                         "True/False/None, tuples, lists, dicts)") from None
+    if len(kwargs) != len(tree.keywords):
+        raise SnnhwError(f"--arch {spec!r}: **kwargs are not accepted; write the arguments out")
+    return tree.func.id, args, kwargs
+
+
 def load_arch(spec: str) -> nn.Module:
-    """Build the module named by ``FILE.py:NAME`` (a module class or a zero-argument factory)."""
-    file, sep, name = spec.rpartition(":")
-    if not sep or not file or not name:
-        raise SnnhwError(f"--arch {spec!r}: expected FILE.py:NAME, e.g. net.py:Net")
+    """Build the module named by ``FILE.py:NAME`` or ``FILE.py:NAME(args)``: a module class or a
+    factory, called with the given literal arguments (none by default). The file's folder is on
+    ``sys.path`` while it is imported, so it can import its sibling modules."""
+    cut = spec.find(".py:")
+    file, name = (spec[:cut + 3], spec[cut + 4:]) if cut >= 0 else (spec.rpartition(":")[0], spec.rpartition(":")[2])
+    if not file or not name:
+        raise SnnhwError(f"--arch {spec!r}: expected FILE.py:NAME, e.g. net.py:Net or 'net.py:Net(hidden=128)'")
+    name, args, kwargs = _parse_call(name, spec)
     path = Path(file)
     if not path.is_file():
         raise SnnhwError(f"--arch: file {file} does not exist")
@@ -135,24 +164,29 @@ def load_arch(spec: str) -> nn.Module:
     spec_ = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec_)
     sys.modules[mod_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec_.loader.exec_module(module)
     except (KeyboardInterrupt, Terminated):
         raise
     except BaseException as exc:  # SystemExit too: sys.exit(0) in the file must not end snnhw silently
         raise SnnhwError(f"--arch: importing {file} failed: {_described(exc)}") from None
+    finally:
+        sys.path.remove(folder)
     obj = getattr(module, name, None)
     if obj is None:
         raise SnnhwError(f"--arch: {file} defines no {name!r}")
+    call = f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
     try:
-        net = obj()
+        net = obj(*args, **kwargs)
     except (KeyboardInterrupt, Terminated):
         raise
     except BaseException as exc:
-        raise SnnhwError(f"--arch: calling {name}() failed ({_described(exc)}); NAME must be a module "
-                         "class or a factory that takes no arguments") from None
+        raise SnnhwError(f"--arch: calling {call} failed ({_described(exc)}); NAME must be a module "
+                         "class or a factory; give its arguments as --arch 'FILE.py:NAME(a=1, b=2)'") from None
     if not isinstance(net, nn.Module):
-        raise SnnhwError(f"--arch: {name}() returned {type(net).__name__}, not a torch.nn.Module")
+        raise SnnhwError(f"--arch: {call} returned {type(net).__name__}, not a torch.nn.Module")
     return net
 
 

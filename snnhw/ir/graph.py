@@ -165,7 +165,7 @@ def _validate(g: Graph):
         elif isinstance(n, Pool2d):
             if tuple(n.in_shape) != in_shape or len(in_shape) != 3:
                 _fail(f"{where}: in_shape {n.in_shape} does not match input {in_shape}")
-            if n.mode not in POOL_MODES or (fixed and n.mode != "sum"):
+            if n.mode not in POOL_MODES or (fixed and n.mode == "avg"):
                 _fail(f"{where}: pool mode {n.mode!r} not allowed in the {g.kind} IR")
             if min(n.kernel) < 1 or min(n.stride) < 1 or min(n.shape) < 1:
                 _fail(f"{where}: kernel {n.kernel} / stride {n.stride} do not fit {in_shape}")

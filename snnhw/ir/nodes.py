@@ -17,7 +17,7 @@ RESET_MODES = ("zero", "subtract", "none")
 RESET_TIMINGS = ("immediate", "delayed")
 OVERFLOW_RULES = ("saturate", "wrap", "wrap_once")
 ROUNDING_RULES = ("toward_zero", "floor")
-POOL_MODES = ("sum", "avg")
+POOL_MODES = ("sum", "avg", "max")
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,14 @@ class Conv2d:
 
 @dataclass
 class Pool2d:
-    """Sum or average pooling over ``kernel`` windows (no padding). The fixed IR only has ``sum``."""
+    """Pooling over ``kernel`` windows moved by ``stride`` (no padding), per channel:
+
+    ``y[c, i, j] = sum_{a<kH, b<kW} x[c, sH*i + a, sW*j + b]`` (``sum``), that sum / (kH*kW) (``avg``), or
+    ``max_{a, b} x[c, sH*i + a, sW*j + b]`` (``max``; on binary spikes the OR of the window).
+    The fixed IR has ``sum`` and ``max`` (``avg`` becomes ``sum`` with the window moved into the scale);
+    the compiler's fold-linear pass composes ``sum``/``avg`` into the adjacent synapse, so only ``max``
+    reaches a backend.
+    """
 
     name: str
     input: str

@@ -140,7 +140,7 @@ def _pool(n: Pool2d, x: np.ndarray) -> np.ndarray:
     lead = x.shape[:-3]
     xx = x.reshape(-1, *x.shape[-3:])
     win = _windows(xx, *n.kernel, *n.stride)
-    y = win.sum(axis=(4, 5)).transpose(0, 3, 1, 2)
+    y = (win.max(axis=(4, 5)) if n.mode == "max" else win.sum(axis=(4, 5))).transpose(0, 3, 1, 2)
     if n.mode == "avg":
         y = (y / np.float32(n.kernel[0] * n.kernel[1])).astype(np.float32)
     return y.reshape(*lead, *n.shape)
@@ -295,7 +295,7 @@ class Session:
                     y, b = _acc(n, y, b, res)
                 vals[n.name], bound[n.name] = y, b
             elif isinstance(n, Pool2d):
-                vals[n.name], bound[n.name] = _pool(n, src), b_in * n.kernel[0] * n.kernel[1]
+                vals[n.name], bound[n.name] = _pool(n, src), b_in * (1 if n.mode == "max" else n.kernel[0] * n.kernel[1])
             elif isinstance(n, Flatten):
                 vals[n.name], bound[n.name] = src.reshape(T, B, -1), b_in
             elif isinstance(n, LIF):
