@@ -35,7 +35,8 @@ class Pass:
 
 
 PASSES = (
-    Pass("fold-linear", "compose sum/average pooling into the adjacent synapse (one linear map); refuse max pooling where the target has no pooling", lambda g, t, o: fold_pass(g, t)),
+    Pass("fold-linear", "compose sum/average pooling into the adjacent synapse (one linear map); refuse max "
+         "pooling where the target has no pooling", lambda g, t, o: fold_pass(g, t)),
     Pass("check-features", "refuse ops and neuron features the target cannot run (before any work)",
          lambda g, t, o: legalize(g, t)),
     Pass("quantize", "float IR -> fixed IR: power-of-two weight scales within the weight bits, thresholds and "
