@@ -252,3 +252,14 @@ def test_conv_pool_flatten_export_float_exact_and_fixed_within_rounding():
     d, f = Emulator(fixed).run(x).spikes, Emulator(nir_to_ir(graph)).run(x).spikes
     for p in ("2", "5"):
         assert agreement(d[p], f[p])[0] >= 0.99, p
+
+
+def test_cli_exports_a_state_dict_with_its_arch_file(tmp_path, capsys):
+    torch.manual_seed(3)
+    torch.save(LoopRLeaky().state_dict(), tmp_path / "m.pt")
+    assert main(["export", str(tmp_path / "m.pt"), "--arch", f"{__file__}:LoopRLeaky", "-o", str(tmp_path / "m.nir")]) == 0
+    so = " ".join(capsys.readouterr().out.split())
+    assert "note: NIR cannot express lif1: reset subtract/delayed" in so
+    graph = nir.read(tmp_path / "m.nir")
+    assert graph.metadata["snnhw_kind"] == "float" and {"lif1", "lif1_rec", "lif2"} <= set(graph.nodes)
+    assert ("lif1", "lif1_rec") in graph.edges and ("lif1_rec", "lif1") in graph.edges
