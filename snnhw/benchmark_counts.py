@@ -59,11 +59,20 @@ def _out_degree(n, all_ones: bool) -> np.ndarray:
     w = np.ones(n.weight.shape) if all_ones else (n.weight != 0).astype(np.float64)
     if isinstance(n, Dense):
         return w.sum(axis=0)
-    from snnhw.targets.emu.emulator import _conv
-    size = int(np.prod(n.in_shape))
-    k = Conv2d(n.name, n.input, w, n.in_shape, None, n.stride, n.padding, n.dilation, n.groups)
-    y, _ = _conv(k, np.eye(size).reshape(size, *n.in_shape), False, 1.0)
-    return y.reshape(size, -1).sum(axis=1)
+    # Conv2d: input pixel (c, y, x) meets kernel tap (ky, kx) at every output position (yo, xo)
+    # with yo*stride - pad + ky*dilation = y; there it drives the nonzero taps of its group's filters
+    cin, h, wd = n.in_shape
+    cout, cin_g, kh, kw = n.weight.shape
+    _, ho, wo = n.shape
+    g = n.groups
+    taps = w.reshape(g, cout // g, cin_g, kh, kw).sum(axis=1).reshape(cin, kh, kw)  # filters per (c_in, tap)
+    deg = np.zeros((cin, h + 2 * n.padding[0], wd + 2 * n.padding[1]))
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * n.dilation[0], kx * n.dilation[1]
+            deg[:, y0:y0 + (ho - 1) * n.stride[0] + 1:n.stride[0],
+                x0:x0 + (wo - 1) * n.stride[1] + 1:n.stride[1]] += taps[:, ky, kx][:, None, None]
+    return deg[:, n.padding[0]:n.padding[0] + h, n.padding[1]:n.padding[1] + wd].reshape(-1)
 
 
 def _layer_ops(a: np.ndarray, outdeg: np.ndarray, dense_outdeg: np.ndarray) -> tuple[int, int, int]:

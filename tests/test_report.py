@@ -156,3 +156,21 @@ def test_counts_match_the_neurobench_package(digits_model, tmp_path):
     assert syn["Dense"] == ours["dense_per_sample"]
     assert theirs["ActivationSparsity"] == pytest.approx(ours["activation_sparsity"], abs=1e-12)
     assert theirs["ConnectionSparsity"] == round(ours["connection_sparsity"], 4)
+
+
+@pytest.mark.parametrize("cin,cout,groups,k,stride,pad,dil,h", [(2, 4, 1, 3, 1, 1, 1, 7), (4, 6, 2, 3, 2, 0, 1, 9),
+                                                                (3, 3, 3, 2, 2, 1, 2, 8), (1, 2, 1, 5, 3, 2, 1, 11)])
+def test_conv_out_degree_equals_probing_every_input_pixel(cin, cout, groups, k, stride, pad, dil, h):
+    """NeuroBench counts a conv's operations per input pixel: the closed form equals running the
+    emulator's convolution on one unit input per pixel."""
+    from snnhw.benchmark_counts import _out_degree
+    from snnhw.ir import Conv2d
+    from snnhw.targets.emu.emulator import _conv
+    w = np.random.default_rng(cin * h).integers(-1, 2, (cout, cin // groups, k, k)).astype(np.int8)
+    n = Conv2d("c", "i", w, (cin, h, h), None, (stride, stride), (pad, pad), (dil, dil), groups)
+    size = cin * h * h
+    for ones in (False, True):
+        probe = Conv2d("c", "i", np.ones(w.shape) if ones else (w != 0).astype(float), n.in_shape, None, n.stride,
+                       n.padding, n.dilation, groups)
+        y, _ = _conv(probe, np.eye(size).reshape(size, *n.in_shape), False, 1.0)
+        np.testing.assert_array_equal(_out_degree(n, ones), y.reshape(size, -1).sum(axis=1))
