@@ -263,3 +263,14 @@ def test_cli_exports_a_state_dict_with_its_arch_file(tmp_path, capsys):
     graph = nir.read(tmp_path / "m.nir")
     assert graph.metadata["snnhw_kind"] == "float" and {"lif1", "lif1_rec", "lif2"} <= set(graph.nodes)
     assert ("lif1", "lif1_rec") in graph.edges and ("lif1_rec", "lif1") in graph.edges
+
+
+def test_export_refuses_a_tampered_build(exported, tmp_path, capsys):
+    import shutil
+    b = tmp_path / "b"
+    shutil.copytree(exported / "build", b)
+    data = bytearray((b / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (b / "model.onnx").write_bytes(bytes(data))
+    rc, _, se = _cli(capsys, "export", b, "-o", tmp_path / "t.nir")
+    assert rc == 2 and "does not match its hash" in se and not (tmp_path / "t.nir").exists()
