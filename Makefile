@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml Makefile
 	# lava-dl only for its netx loader (tests load network.net with it); its slayer half needs
 	# torch<2.4 and is stubbed by snnhw.targets.loihi.lava_compat.import_netx.
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-dl==0.6.0
+	# neurobench only for its metric definitions (tests/test_report.py compares the report's counts
+	# with them); its declared dependencies (tonic, librosa, numba, torchaudio) serve its datasets.
+	$(PY) -m pip install -q --no-deps neurobench==2.3.0
 	touch $(STAMP)
 
 demo: install

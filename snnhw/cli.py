@@ -464,6 +464,37 @@ def report(
 
 
 @app.command()
+def export(
+    source: Path = typer.Argument(..., help="build directory (exports the deployed fixed-point graph) or model file "
+                                  "(.pt or .nir: exports its float graph)"),
+    output: Path = typer.Option(..., "-o", "--output", help="NIR file to write (replaced atomically; never an input)"),
+    arch: Optional[str] = typer.Option(None, help="FILE.py:NAME building the module, for a state_dict"),
+    input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
+    dt: Optional[float] = typer.Option(None, help="seconds per timestep the NIR time constants are computed for "
+                                       "(default: the model's own for a NIR file, else 1e-4, snntorch's convention)"),
+    trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
+):
+    """Write a build's deployed graph, or a model's float graph, as a NIR file (docs/interop.md)."""
+    from snnhw.nir_export import write
+    if source.is_dir():
+        from snnhw.build import load_build
+        if arch or input_shape or trust_pickle:
+            raise SnnhwError("--arch, --input-shape and --trust-pickle apply to a model file, not to a build")
+        g, _ = load_build(source)
+        what = f"deployed {g.target} graph of {source}"
+    else:
+        from snnhw.frontends import load_model
+        with out.status(f"importing {source}"):
+            g = load_model(source, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
+        what = f"float graph of {source}"
+    inputs = [source] + ([Path(arch.rsplit(":", 1)[0])] if arch else [])
+    lost = write(g, output, dt, inputs)
+    for item in lost:
+        out.print(f"note: NIR cannot express {item} (stated in the file's metadata)", markup=False)
+    out.print(f"wrote the {what} to {output}", markup=False)
+
+
+@app.command()
 def inspect(build: Path = typer.Argument(..., help="build directory"),
             as_json: bool = typer.Option(False, "--json", help="print as JSON")):
     """Show a build: target, input, layers, their fixed-point parameters and the backend's notes."""

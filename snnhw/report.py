@@ -29,7 +29,7 @@ def build_report(build: Path, x: np.ndarray, input_file: str = "") -> tuple[dict
     mapping = json.loads((Path(build) / MAPPING).read_text()) if (Path(build) / MAPPING).exists() else None
     quant = json.loads((Path(build) / "quantization.json").read_text())
     report = {"build": str(build), "target": tgt.name, "input_file": input_file, "appended_steps": pad,
-              "counts": estimate(g, res, mapping, tgt.energy, tgt.sources), "overflow": res.overflow,
+              "counts": estimate(g, res, mapping, tgt.energy, tgt.sources, xp), "overflow": res.overflow,
               "mapping": {"summary": mapping["summary"]} if mapping else None, "quantization": quant}
     return report, {"graph": g, "run": res, "mapping": mapping}
 

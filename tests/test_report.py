@@ -38,14 +38,23 @@ def test_report_counts_equal_run_output(loihi_build):
     for layer in ("lif1", "lif2"):
         assert c["layers"][layer]["spikes"] == int(out[layer].sum())
     assert c["counts"]["spikes"] == int(out["lif1"].sum() + out["lif2"].sum())
-    # every lif1 spike drives the 10 output neurons through nonzero weights (recount from the IR)
+    # every synaptic event is counted at the population it reaches: the nonzero (quantized) input
+    # values drive fc1's nonzero weights into lif1, every lif1 spike fc2's into lif2 (recount from the IR)
     from snnhw.build import load_build
+    from snnhw.semantics.inputs import quantize_input
     g, _ = load_build(d / "build")
-    outdeg = (g.node("fc2").weight != 0).sum(axis=0)
-    assert c["layers"]["lif1"]["synaptic_ops"] == int(out["lif1"].sum(axis=(0, 1)) @ outdeg)
+    x_int = quantize_input(g, np.load(d / "x.npy"))
+    from_input = int(np.count_nonzero(x_int, axis=(0, 1)) @ (g.node("fc1").weight != 0).sum(axis=0))
+    from_lif1 = int(out["lif1"].sum(axis=(0, 1)) @ (g.node("fc2").weight != 0).sum(axis=0))
+    assert c["layers"]["lif1"]["synaptic_ops"] == c["layers"]["lif1"]["synaptic_ops_input"] == from_input
+    assert c["layers"]["lif2"]["synaptic_ops"] == from_lif1 and c["layers"]["lif2"]["synaptic_ops_input"] == 0
+    assert c["counts"]["synaptic_ops"] == from_input + from_lif1
+    assert c["counts"]["synaptic_ops_graded"] == from_input > 10 * from_lif1  # graded (direct-encoded) input
     e = c["energy"]
     assert e["total_uj"] == pytest.approx(sum(e["breakdown_uj"].values()))
-    assert e["breakdown_uj"]["synaptic_ops"] == pytest.approx(c["counts"]["synaptic_ops"] * 23.6e-6)
+    t = load("loihi").energy
+    assert e["breakdown_uj"]["synaptic_ops"] == pytest.approx(
+        (from_lif1 * t["synaptic_op_pj"] + from_input * t["graded_synaptic_op_pj"]) * 1e-6)
     assert "Davies" in e["source"] and "Horowitz" in c["ann_reference"]["source"]
     assert rep["mapping"]["summary"]["cores"] == 2
 
@@ -99,3 +108,69 @@ def test_mapping_splits_large_layers_across_cores_and_chips():
 def test_mapping_names_an_impossible_layer():
     with pytest.raises(UnsupportedError, match="layer l0: one neuron needs .* cannot be split"):
         map_graph(_chain([2], 200000), load("loihi"))
+
+
+def test_counts_match_the_neurobench_package(digits_model, tmp_path):
+    """NeuroBench 2.3's own metrics, run on the deployed network as snntorch executes it (the emu
+    build's NIR export through snntorch's import_from_nir, spike for spike the deployed one,
+    tests/test_export.py), equal the report's NeuroBench figures on the same 20 digits."""
+    import nir
+    import torch
+    from neurobench.metrics.manager.static_manager import StaticMetricManager
+    from neurobench.metrics.manager.workload_manager import WorkloadMetricManager
+    from neurobench.metrics.static import ConnectionSparsity
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import SNNTorchModel
+    from snntorch.import_nir import import_from_nir
+    from snnhw.build import load_build
+    from snnhw.cli import main
+    from snnhw.nir_export import write
+    from snnhw.report import build_report
+
+    assert main(["compile", str(digits_model["pt"]), "--arch", digits_model["arch"], "--target", "emu",
+                 "--calib", str(digits_model["x"]), "-o", str(tmp_path / "build")]) == 0
+    write(load_build(tmp_path / "build")[0], tmp_path / "d.nir")
+    x = np.load(digits_model["x"])[:, :20]
+    ours = build_report(tmp_path / "build", x)[0]["counts"]["neurobench"]
+
+    class PerStep(torch.nn.Module):  # NeuroBench's SNNTorchModel calls net(x_t) -> (spikes, state)
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, xt):
+            return self.net(xt)[0], None
+
+    model = SNNTorchModel(PerStep(import_from_nir(nir.read(tmp_path / "d.nir"))))
+    static, workload = StaticMetricManager([ConnectionSparsity]), WorkloadMetricManager([SynapticOperations,
+                                                                                          ActivationSparsity])
+    workload.register_hooks(model)
+    theirs = static.run_metrics(model)
+    workload.initialize_metrics()
+    batch = (torch.from_numpy(x).transpose(0, 1), torch.zeros(20))  # NeuroBench data is [B, T, ...]
+    workload.run_metrics(model, model(batch[0]), batch, 20, 20)
+    theirs.update(workload.results)
+    syn = theirs["SynapticOperations"]
+    assert syn["Effective_MACs"] == ours["effective_macs_per_sample"] > 0  # the graded input layer
+    assert syn["Effective_ACs"] == ours["effective_acs_per_sample"] > 0    # the spiking layer
+    assert syn["Dense"] == ours["dense_per_sample"]
+    assert theirs["ActivationSparsity"] == pytest.approx(ours["activation_sparsity"], abs=1e-12)
+    assert theirs["ConnectionSparsity"] == round(ours["connection_sparsity"], 4)
+
+
+@pytest.mark.parametrize("cin,cout,groups,k,stride,pad,dil,h", [(2, 4, 1, 3, 1, 1, 1, 7), (4, 6, 2, 3, 2, 0, 1, 9),
+                                                                (3, 3, 3, 2, 2, 1, 2, 8), (1, 2, 1, 5, 3, 2, 1, 11)])
+def test_conv_out_degree_equals_probing_every_input_pixel(cin, cout, groups, k, stride, pad, dil, h):
+    """NeuroBench counts a conv's operations per input pixel: the closed form equals running the
+    emulator's convolution on one unit input per pixel."""
+    from snnhw.benchmark_counts import _out_degree
+    from snnhw.ir import Conv2d
+    from snnhw.targets.emu.emulator import _conv
+    w = np.random.default_rng(cin * h).integers(-1, 2, (cout, cin // groups, k, k)).astype(np.int8)
+    n = Conv2d("c", "i", w, (cin, h, h), None, (stride, stride), (pad, pad), (dil, dil), groups)
+    size = cin * h * h
+    for ones in (False, True):
+        probe = Conv2d("c", "i", np.ones(w.shape) if ones else (w != 0).astype(float), n.in_shape, None, n.stride,
+                       n.padding, n.dilation, groups)
+        y, _ = _conv(probe, np.eye(size).reshape(size, *n.in_shape), False, 1.0)
+        np.testing.assert_array_equal(_out_degree(n, ones), y.reshape(size, -1).sum(axis=1))
