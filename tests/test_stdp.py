@@ -1,0 +1,127 @@
+"""Plastic synapses: hand-derived traces and weight updates (docs/semantics.md, Plasticity), the IR
+round trip, batching, and the Lava paths against the emulator."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snnhw.errors import InvalidFileError
+from snnhw.ir import LIF, Graph, Input, LearningRule, NeuronFormat, PlasticDense, Product, StateFormat, Trace, load, save
+from snnhw.targets.emu.emulator import run
+from snnhw.targets.emu.plastic import Learner
+
+HALF = 2048  # trace decay 1/2 per step, in units of 2^-12
+PAIR = (Product(1, 0, "y0", (("x1", 0),)), Product(-1, 0, "x0", (("y1", 0),)))
+
+
+def pair_rule(**kw) -> LearningRule:
+    args = dict(x1=Trace(64, HALF), y1=Trace(64, HALF))
+    args.update(kw)
+    return LearningRule(args.pop("dw", PAIR), **args)
+
+
+def one_synapse(rule: LearningRule, w0: int = 10, delay: int = 0, w_max: int = 127) -> Graph:
+    """1 pre -> 1 post. The post neuron fires from its bias alone at steps 3, 7, 11, ... (v grows by
+    100000 per step, threshold 350000; one pre spike adds at most 127 << 6 = 8128)."""
+    syn = PlasticDense("syn", "in", np.array([[w0]], np.int64), None, delay, StateFormat(32, "saturate"),
+                       post="post", rule=rule, w_min=0, w_max=w_max)
+    pop = LIF("post", "syn", (1,), np.array(0), np.array(4096), np.array(350000), np.array(100000), "zero",
+              "immediate", format=NeuronFormat())
+    return Graph([Input("in", (1,), 1), syn, pop], kind="fixed").validate()
+
+
+def spikes_at(T: int, *steps) -> np.ndarray:
+    x = np.zeros((T, 1, 1), np.float32)
+    x[list(steps), 0, 0] = 1
+    return x
+
+
+def test_post_fires_where_the_hand_derivation_says():
+    res = run(one_synapse(pair_rule()), spikes_at(12, 1))
+    assert np.flatnonzero(res.spikes["post"][:, 0, 0]).tolist() == [3, 7, 11]
+
+
+def test_pre_then_post_potentiates_by_the_decayed_pre_trace():
+    # pre at t=1: x1 = 64; halves to 32 (t=2), 16 (t=3, post spike: dw = +16), ..., 1 (t=7: dw = +1)
+    res = run(one_synapse(pair_rule()), spikes_at(8, 1))
+    assert res.weights["syn"].tolist() == [[[10 + 16 + 1]]]
+    res = run(one_synapse(pair_rule()), spikes_at(7, 1))
+    assert res.weights["syn"].tolist() == [[[10 + 16]]]
+
+
+def test_post_then_pre_depresses_by_the_decayed_post_trace():
+    # post at t=3: y1 = 64; 32 (t=4), 16 (t=5, pre spike: dw = -16)
+    res = run(one_synapse(pair_rule(), w0=30), spikes_at(6, 5))
+    assert res.weights["syn"].tolist() == [[[30 - 16]]]
+
+
+def test_weight_bounds_clip():
+    res = run(one_synapse(pair_rule(), w0=120), spikes_at(8, 1))
+    assert res.weights["syn"].tolist() == [[[127]]]
+    res = run(one_synapse(pair_rule(), w0=5), spikes_at(6, 5))
+    assert res.weights["syn"].tolist() == [[[0]]]
+
+
+def test_rounding_of_fractional_updates():
+    """dw = 2^-2 * y0 * x1 with trace decay 1/4 per step (post spike at t=3)."""
+    rule = lambda r: LearningRule((Product(1, -2, "y0", (("x1", 0),)),), x1=Trace(64, 1024), rounding=r)
+    # pre at t=1: x1 = 64 (t=1), 16 (t=2), 4 (t=3): dw = 4/4 = 1 exactly at the post spike of t=3
+    assert run(one_synapse(rule("floor")), spikes_at(4, 1)).weights["syn"].tolist() == [[[11]]]
+    # impulse 127 at t=0: 127 -> 31 -> 7 -> 1 at t=3; dw = 3 * 2^-2 * 1 = 0.75: nearest +1, floor 0
+    r3 = lambda r: LearningRule((Product(3, -2, "y0", (("x1", 0),)),), x1=Trace(127, 1024), rounding=r)
+    assert run(one_synapse(r3("nearest")), spikes_at(4, 0)).weights["syn"].tolist() == [[[11]]]
+    assert run(one_synapse(r3("floor")), spikes_at(4, 0)).weights["syn"].tolist() == [[[10]]]
+
+
+def test_learner_epoch_traces_by_hand():
+    """t_epoch = 2: a second spike in an epoch adds its impulse to the epoch-start value; the history
+    decays from there and adds the last spike's impulse at its own step."""
+    syn = PlasticDense("s", "in", np.zeros((1, 1), np.int64), post="p", w_min=0, w_max=100,
+                       rule=LearningRule((Product(1, 0, "u", (("x1", 0),)),), x1=Trace(64, HALF), t_epoch=2))
+    L = Learner(syn, 1)
+    one, zero = np.ones((1, 1)), np.zeros((1, 1))
+    L.step(one, zero)      # k=1: tx = 1
+    L.step(one, zero)      # k=2: again -> x1 = 0 + 64 (epoch start), tx = 2; epoch ends:
+    # h0 = 64, h1 = 32 (no spike at 1: tx = 2), h2 = 16 + 64 = 80; dw = u * x1(end) = 80
+    assert L.x[0, 0, 0] == 80 and L.W.tolist() == [[[80]]] and L.tx.tolist() == [[0]]
+    L.step(zero, zero)
+    L.step(zero, zero)     # 80 -> 40 -> 20; dw = +20
+    assert L.x[0, 0, 0] == 20 and L.W.tolist() == [[[100]]]   # 80 + 20 = 100 = w_max
+
+
+def test_weight_dependent_product_and_factor_clip():
+    """dw = -1 * 2^0 * y0 * (w - 100) drives w towards 100: w = 10 -> 10 + 90 = 100 at one post spike.
+    A factor beyond its width saturates: w - 600 clips to -512 (9-bit factor)."""
+    toward = LearningRule((Product(-1, 0, "y0", (("w", -100),)),))
+    assert run(one_synapse(toward), spikes_at(4)).weights["syn"].tolist() == [[[100]]]
+    far = LearningRule((Product(-1, -3, "y0", (("w", -600),)),))
+    # (10 - 600) clips to -512; * -1 = 512; width 9 + 4 = 13 <= 15: no shift; << 4 -> 8192 / 128 = +64
+    assert run(one_synapse(far), spikes_at(4)).weights["syn"].tolist() == [[[74]]]
+
+
+def test_delay_uses_the_weights_of_the_arrival_step():
+    """With delay 1 the population reads W(t-1) x[t-1]: the input lags by a step, learning does not."""
+    g0, g1 = one_synapse(pair_rule(), delay=0), one_synapse(pair_rule(), delay=1)
+    x = spikes_at(8, 1)
+    assert run(g0, x).weights["syn"].tolist() == run(g1, x).weights["syn"].tolist()
+
+
+def test_batch_samples_learn_independently():
+    g = one_synapse(pair_rule())
+    x = np.concatenate([spikes_at(8, 1), spikes_at(8, 5), spikes_at(8)], axis=1)
+    res = run(g, x)
+    assert res.weights["syn"][:, 0, 0].tolist() == [27, 0 + 16, 10]  # 10 - 16 clips to w_min 0
+    for b in range(3):
+        assert run(g, x[:, b:b + 1]).weights["syn"][0].tolist() == res.weights["syn"][b].tolist()
+
+
+def test_ir_round_trip_and_validation(tmp_path):
+    g = one_synapse(LearningRule((Product(-3, 2, "x0", (("y2", -5), ("w", 7))), Product(1, -7, "u")),
+                                 x2=Trace(3, 100), y2=Trace(9, 4096), t_epoch=5, rounding="floor"))
+    save(g, tmp_path / "m.onnx")
+    h = load(tmp_path / "m.onnx")
+    assert h.nodes[1].rule == g.nodes[1].rule and (h.nodes[1].w_min, h.nodes[1].w_max) == (0, 127)
+    with pytest.raises(InvalidFileError, match="bad product"):
+        one_synapse(pair_rule(dw=(Product(9, 0, "y0"),)))
+    with pytest.raises(InvalidFileError, match="t_epoch"):
+        one_synapse(pair_rule(t_epoch=0))
