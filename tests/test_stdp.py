@@ -125,3 +125,65 @@ def test_ir_round_trip_and_validation(tmp_path):
         one_synapse(pair_rule(dw=(Product(9, 0, "y0"),)))
     with pytest.raises(InvalidFileError, match="t_epoch"):
         one_synapse(pair_rule(t_epoch=0))
+
+
+# ----------------------------------------------------------------------------- Lava
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+VARS = ("x0", "y0", "x1", "x2", "y1", "y2", "y3", "w")
+
+
+@st.composite
+def plastic_networks(draw, lava_engine: bool):
+    """Random input -> PlasticDense (delay 1, as compiled for loihi) -> LIF with optional recurrent
+    inhibition, a random rule, and binary input ``[T, B, n_in]``. ``lava_engine``: only rules Lava's
+    LearningDense computes exactly (decays 0, exponents >= 0, bounds [0, 255])."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_in, n_out = draw(st.integers(3, 5)), draw(st.integers(2, 3))
+    products = []  # sampled_from lists start with active choices: hypothesis tries the first ones first
+    for _ in range(draw(st.integers(2, 3))):
+        factors = tuple((draw(st.sampled_from(("x1", "y1") + VARS)), draw(st.sampled_from([0, -3, 20, -100])))
+                        for _ in range(draw(st.integers(1, 2))))
+        mant = draw(st.sampled_from([3, -5, 7, -7, 1, -1, 2, 0]))
+        exp = draw(st.sampled_from([0, 1]) if lava_engine else st.sampled_from([-2, -5, 0, -7, 1, 2]))
+        products.append(Product(mant, exp, draw(st.sampled_from(["y0", "x0", "u"])), factors))
+    decay = (lambda: 0) if lava_engine else (lambda: draw(st.sampled_from([2048, 3500, 0, 4096])))
+    traces = {t: Trace(draw(st.sampled_from([37, 127, 5]) | st.integers(0, 127)), decay())
+              for t in ("x1", "x2", "y1", "y2", "y3")}
+    rule = LearningRule(tuple(products), t_epoch=draw(st.sampled_from([1, 2, 3])),
+                        rounding=draw(st.sampled_from(["nearest", "floor"])), **traces)
+    lo, hi = (0, 255) if lava_engine else draw(st.sampled_from([(0, 127), (-60, 90)]))
+    syn = PlasticDense("syn", "in", rng.integers(max(lo, 0), 60, (n_out, n_in)), None, 1, StateFormat(25, "saturate"),
+                       post="pop", rule=rule, w_min=lo, w_max=hi)
+    rec = -rng.integers(0, 40, (n_out, n_out)) * (1 - np.eye(n_out, dtype=np.int64)) if draw(st.booleans()) else None
+    pop = LIF("pop", "syn", (n_out,), np.array(0), np.array(draw(st.sampled_from([300, 4096]))),
+              np.array(64 * draw(st.integers(20, 90))), np.array(0), "zero", "immediate", rec_weight=rec,
+              rec_acc=StateFormat(25, "saturate") if rec is not None else None, format=NeuronFormat())
+    g = Graph([Input("in", (n_in,), 1), syn, pop], kind="fixed").validate()
+    x = (rng.random((draw(st.integers(16, 30)), draw(st.integers(2, 3)), n_in)) < 0.5).astype(np.int64)
+    return g, x
+
+
+def _same_as_emulator(g, x):
+    from snnhw.targets.loihi.backend import simulate_in_worker
+    emu = run(g, x)
+    lava = simulate_in_worker(g, x)
+    assert np.array_equal(lava["spikes"]["pop"], emu.spikes["pop"])
+    assert np.array_equal(lava["weights"]["syn"], emu.weights["syn"])
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(plastic_networks(lava_engine=True))
+def test_lava_learning_dense_equals_emulator(case):
+    """Lava's own LearningDense (bit-approximate engine) where its stochastic rounding cannot act."""
+    from snnhw.targets.loihi.learning import uses_learning_dense
+    g, x = case
+    assert uses_learning_dense(g.node("syn"))
+    _same_as_emulator(g, x)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(plastic_networks(lava_engine=False))
+def test_lava_plastic_process_equals_emulator(case):
+    """Any rule: snnhw's own fixed_pt Lava process (targets/loihi/learning.py)."""
+    _same_as_emulator(*case)

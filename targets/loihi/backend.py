@@ -76,4 +76,5 @@ def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = No
     res = emulate(graph, x)  # counts overflow events, which Lava does not report
     lava = simulate_in_worker(graph, quantize_input(graph, x), record_state)
     return RunResult(spikes={k: v.astype(np.int8) for k, v in lava["spikes"].items()},
-                     voltage=lava.get("voltage", {}), current=lava.get("current", {}), overflow=res.overflow)
+                     voltage=lava.get("voltage", {}), current=lava.get("current", {}), overflow=res.overflow,
+                     weights=lava.get("weights", {}))
