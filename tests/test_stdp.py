@@ -187,3 +187,21 @@ def test_lava_learning_dense_equals_emulator(case):
 def test_lava_plastic_process_equals_emulator(case):
     """Any rule: snnhw's own fixed_pt Lava process (targets/loihi/learning.py)."""
     _same_as_emulator(*case)
+
+
+def test_fpga_refuses_plastic_synapses_at_compile_time():
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.errors import UnsupportedError
+    from snnhw.targets import load as load_target
+    syn = PlasticDense("syn", "in", np.full((2, 3), 0.2, np.float32), post="pop", rule=pair_rule(), w_min=0.0, w_max=0.5)
+    pop = LIF("pop", "syn", (2,), np.array(0, np.float32), np.array(0.9, np.float32), np.array(1.0, np.float32),
+              np.array(0, np.float32), "zero", "immediate")
+    g = Graph([Input("in", (3,), 0), syn, pop]).validate()
+    with pytest.raises(UnsupportedError, match="plastic synapses .* not supported on fpga"):
+        compile_graph(g, load_target("fpga"), CompileOptions())
+    fixed = compile_graph(g, load_target("loihi"), CompileOptions())
+    q = fixed.node("syn")
+    # power-of-two weight step 2^-7 (0.5 * 2^7 = 64 <= 127): bounds and weights in the same units
+    assert (q.w_min, q.w_max, q.delay) == (0, 64, 1) and q.weight.tolist() == [[26] * 3] * 2
+    from snnhw.targets.loihi import netx
+    assert any("learning" in p for p in netx.problems(fixed))
