@@ -286,6 +286,17 @@ class Network:
         self._weight_monitors.append(mon)
         return mon
 
+    def normalize_weights(self, post: Group, total: float) -> None:
+        """Scale each neuron's input weights (into ``post``) to sum to ``total`` threshold units
+        (Diehl & Cook's weight normalization); between runs, like every change made here: the next
+        compile rounds the weights to the target's integer grid."""
+        syn = self._synapses[post.name]
+        sums = syn.weight.sum(axis=1, keepdims=True)
+        syn.weight = np.where(sums > 0, syn.weight * (total / np.where(sums > 0, sums, 1)), syn.weight).astype(np.float32)
+        if post.name in self._plastic:
+            rule = self._plastic[post.name]
+            syn.weight = np.clip(syn.weight, rule.w_min, rule.w_max)
+
     def weights(self, post: Group) -> np.ndarray:
         """The current weights ``(post, pre)`` into ``post`` (threshold units)."""
         return self._synapses[post.name].weight.copy()
