@@ -14,6 +14,7 @@ fields to ``--png``.
 
     python examples/stdp_digits.py [--neurons 100] [--train 1000] [--test 500] [--steps 60]
                                    [--engine emu] [--png docs/stdp_digits_fields.png]
+    python examples/stdp_digits.py --neurons 10 --lava-check 10 --steps 40
 """
 from __future__ import annotations
 
@@ -107,6 +108,17 @@ def plot_fields(weights: np.ndarray, labels: np.ndarray, path: str) -> None:
     plt.close(fig)
 
 
+def same_on_lava(neurons: int, images: int, steps: int) -> tuple[bool, float, float]:
+    """Train the same small network on the emulator and on Lava; (weights identical, emu s, lava s)."""
+    x_tr = data(images, 0)[0]
+    learned, secs = [], []
+    for engine in ("emu", "lava"):
+        net, exc = build(neurons)
+        secs.append(train(net, exc, x_tr, steps, engine))
+        learned.append(net.weights(exc))
+    return bool(np.array_equal(*learned)), secs[0], secs[1]
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--neurons", type=int, default=100)
@@ -115,7 +127,14 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=60, help="steps per image (1 ms each)")
     p.add_argument("--engine", default="emu", choices=["emu", "lava"])
     p.add_argument("--png", default="stdp_digits_fields.png")
+    p.add_argument("--lava-check", type=int, default=0, metavar="IMAGES",
+                   help="instead: train --neurons on IMAGES images on the emulator and on Lava, compare weights")
     a = p.parse_args(argv)
+    if a.lava_check:
+        same, t_emu, t_lava = same_on_lava(a.neurons, a.lava_check, a.steps)
+        print(f"{a.neurons} neurons, {a.lava_check} images x {a.steps} steps: learned weights "
+              f"{'identical' if same else 'DIFFERENT'} on the emulator ({t_emu:.1f} s) and Lava ({t_lava:.1f} s)")
+        return {"same": same}
     x_tr, y_tr, x_te, y_te = data(a.train, a.test)
     net, exc = build(a.neurons)
     seconds = train(net, exc, x_tr, a.steps, a.engine)
