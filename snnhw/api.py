@@ -344,6 +344,32 @@ class Network:
         bits = 1 if self._input.kind == "spikes" else tgt.numerics.input_bits
         return self._learning_rules(compile_graph(self.graph(), tgt, CompileOptions(input_bits=bits, input_max=x_max)))
 
+    def build(self, out_dir, target: str = "emu", x_max: float = 1.0) -> list[str]:
+        """Write a build directory for ``target``, as ``snnhw compile`` does (fixed and float IR,
+        quantization report, the backend's artifacts, mapping, manifest), with the weights as they
+        are now: learned weights included. Plastic synapses stay plastic (``freeze()`` first to
+        deploy the learned weights as static synapses, e.g. on fpga). Returns the files written."""
+        import importlib
+        from pathlib import Path
+        from snnhw import build as b
+        from snnhw.compiler.mapping import map_graph
+        from snnhw.compiler.quant_report import quantization_report
+        from snnhw.ir import save
+        from snnhw.targets import load as load_target
+        float_g, fixed = self.graph(), self.compile(target, x_max)
+        mapping = map_graph(fixed, load_target(target))
+        with b.atomic_dir(Path(out_dir)) as tmp:
+            save(float_g, tmp / b.FLOAT_IR)
+            save(fixed, tmp / b.FIXED_IR)
+            b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, None))
+            files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"]
+            files += importlib.import_module(load_target(target).backend).emit(fixed, tmp)
+            if mapping is not None:
+                b.write_json(tmp / b.MAPPING, mapping)
+                files.append(b.MAPPING)
+            b.write_manifest(tmp, fixed, files, {"input_kind": self._input.kind})
+        return files
+
     def _learning_rules(self, g: Graph) -> Graph:
         """Each plastic synapse's rule for its integer weights (the weight step is known now)."""
         nodes = [replace(n, rule=self._plastic[n.post].rule(int(n.w_max), self.dt)) if isinstance(n, PlasticDense)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from snnhw.compiler.mapping import core_of, fan_in
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
 
 # 45 nm, 0.9 V, 32-bit float (Horowitz, "Computing's energy problem", ISSCC 2014, Fig. 1.1.9):
 # FP32 multiply 3.7 pJ + add 0.9 pJ = one MAC; an accumulate is one add.
@@ -111,6 +111,12 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict) -
         layers[pop.name] = L
         for k in totals:
             totals[k] += L.get(k, 0)
+    plastic = [n for n in g.nodes if isinstance(n, PlasticDense)]
+    if plastic:  # learning: every synapse update of every epoch (Loihi's learning engine)
+        totals["learning_updates"] = 0
+        for n in plastic:
+            layers[n.post]["learning_updates"] = n.updates(T) * B
+            totals["learning_updates"] += layers[n.post]["learning_updates"]
     out = {"timesteps": T, "batch": B, "counts": totals, "layers": layers,
            "per_sample": {k: v / B for k, v in totals.items()}}
     if energy:
@@ -159,6 +165,8 @@ def _energy(layers, totals, e, sources, B, mapping, cores_msgs) -> dict:
         "spike_messages": c.get("messages", 0) * e.get("spike_within_tile_pj", 0.0)
         + c.get("hops_east_west", 0) * e.get("hop_east_west_pj", 0.0)
         + c.get("hops_north_south", 0) * e.get("hop_north_south_pj", 0.0),
+        **({"learning_updates": c["learning_updates"] * e.get("synaptic_update_pj", 0.0)}
+           if "learning_updates" in c else {}),
     }
     by_layer = {name: pj(c) for name, c in layers.items()}
     total = pj(totals)
@@ -176,5 +184,6 @@ def _energy(layers, totals, e, sources, B, mapping, cores_msgs) -> dict:
         "by_layer_uj": {k: sum(v.values()) * 1e-6 for k, v in by_layer.items()},
         "by_core_uj": {str(k): v * 1e-6 for k, v in sorted(by_core.items())},
         "what": "synaptic ops x synaptic_op_pj + active/inactive neuron updates x their pJ + spike messages x "
-                "(within-tile pJ) + hops x hop pJ; chip-to-chip messages are counted, not costed",
+                "(within-tile pJ) + hops x hop pJ (+ learning updates x synaptic_update_pj for plastic synapses); "
+                "chip-to-chip messages are counted, not costed",
     }

@@ -205,3 +205,50 @@ def test_fpga_refuses_plastic_synapses_at_compile_time():
     assert (q.w_min, q.w_max, q.delay) == (0, 64, 1) and q.weight.tolist() == [[26] * 3] * 2
     from snnhw.targets.loihi import netx
     assert any("learning" in p for p in netx.problems(fixed))
+
+
+# ----------------------------------------------------------------------------- API, build, inspect, report
+def _api_net(neurons: int = 3):
+    from snnhw.api import STDP, Network
+    net = Network(dt=1e-3)
+    inp = net.input(6)
+    exc = net.lif(neurons, tau=20e-3, threshold=1.0, name="exc")
+    net.connect(inp, exc, np.full((neurons, 6), 0.3, np.float32), plasticity=STDP(w_max=1.0, a_plus=0.1, a_minus=0.05))
+    return net, inp, exc
+
+
+def test_api_learns_and_deploys_frozen_weights_to_fpga(tmp_path):
+    from snnhw.api import poisson_spikes
+    net, _, exc = _api_net()
+    wm = net.weight_monitor(exc)
+    x = poisson_spikes(np.array([150, 150, 150, 0, 0, 0.]), 80, 1e-3, seed=0)
+    net.run(x, target="emu", learn=True)
+    learned = net.weights(exc)
+    assert len(wm.weights) == 1 and np.array_equal(wm.weights[0], learned)
+    assert learned[:, :3].mean() > 0.3 > learned[:, 3:].max() - 1e-6  # active inputs grew, silent ones did not
+    net.freeze()
+    net.build(tmp_path / "b", target="fpga")
+    g = load(tmp_path / "b" / "model.onnx")
+    syn = g.node("exc.syn")
+    assert type(syn).__name__ == "Dense"  # static now: what was learned is what is deployed
+    step = g.node("exc").format.state_scale * (1 << g.node("exc").format.input_shift)  # threshold units per LSB
+    assert np.array_equal(syn.weight * step, learned)  # the learned weights exactly (a finer step: 2^-7)
+
+
+def test_inspect_and_report_show_plastic_synapses_and_learning_energy(tmp_path):
+    import json
+    from conftest import run_cli
+    from snnhw.api import poisson_spikes
+    net, _, _ = _api_net()
+    net.build(tmp_path / "b", target="loihi")
+    np.save(tmp_path / "x.npy", np.stack([poisson_spikes(np.full(6, 100.0), 40, 1e-3, seed=s) for s in (0, 1)], 1))
+    rc, so, se = run_cli("inspect", tmp_path / "b")
+    assert rc == 0 and "PlasticDense" in so and "learns (post exc)" in so, se
+    rc, so, se = run_cli("report", tmp_path / "b", "--input", tmp_path / "x.npy", "-o", tmp_path / "r")
+    assert rc == 0, se
+    r = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "exc.syn" in r["plastic"]
+    updates = (40 + 1) * 18 * 2  # (steps + 1 latency step) epochs x 18 synapses x 2 samples
+    assert r["counts"]["counts"]["learning_updates"] == updates
+    assert r["counts"]["energy"]["breakdown_uj"]["learning_updates"] == pytest.approx(updates * 120e-6)
+    assert "Plastic synapses" in (tmp_path / "r" / "report.html").read_text()

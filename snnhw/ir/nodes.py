@@ -257,6 +257,19 @@ class PlasticDense(Dense):
     w_min: float = 0
     w_max: float = 0
 
+    def summary(self) -> str:
+        """One line: the rule as Loihi writes it, the bounds and the epoch."""
+        def term(p):
+            factors = "".join(f" * ({v}{c:+d})" if c else f" * {v}" for v, c in p.factors)
+            return f"{p.mantissa}*2^{p.exponent} * {p.dependency}{factors}"
+        return (f"learns (post {self.post}): dw = {' + '.join(term(p) for p in self.rule.dw)}; "
+                f"w in [{self.w_min:g}, {self.w_max:g}], every {self.rule.t_epoch} step(s), round {self.rule.rounding}")
+
+    def updates(self, steps: int) -> int:
+        """Synapse updates of one sample over ``steps`` steps: every synapse once per completed epoch
+        (the learning engine visits the whole synapse group; an upper bound where it skips idle ones)."""
+        return (steps // self.rule.t_epoch) * int(self.weight.size)
+
 
 Synapse = Union[Dense, Conv2d, Pool2d, Flatten]
 Node = Union[Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF]
