@@ -5,7 +5,8 @@ the same graph, so the two can be compared), batched, recording the spikes of ev
 and optionally the u/v traces, and counting every overflow event.
 
 Speed: synapses take all timesteps of their input in one matrix product (the neuron update is the
-only per-step loop). Fixed-point values are integers held in float64: every value stays below
+only per-step loop); a plastic synapse (``PlasticDense``, targets/emu/plastic.py) runs inside its
+post population's step loop instead, since its weights change every epoch. Fixed-point values are integers held in float64: every value stays below
 2^53 in magnitude (registers are at most 52 - decay_bits wide, checked by the IR), where float64
 arithmetic on integers is exact, and a power-of-two scaling plus trunc/floor is exactly the
 shift of docs/semantics.md. Matrix products use float32 BLAS when the largest possible |sum| is
