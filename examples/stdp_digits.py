@@ -12,7 +12,7 @@ Everything runs in the fixed point of the loihi target: ``--engine emu`` (the em
 give the same weights bit for bit. Prints accuracy and training time; saves the learned receptive
 fields to ``--png``.
 
-    python examples/stdp_digits.py [--neurons 100] [--train 1000] [--test 500] [--steps 60]
+    python examples/stdp_digits.py [--neurons 100] [--train 1000] [--test 500] [--steps 60] [--epochs 1]
                                    [--engine emu] [--png docs/stdp_digits_fields.png]
     python examples/stdp_digits.py --neurons 10 --lava-check 10 --steps 40
 """
@@ -65,11 +65,12 @@ def encode(images: np.ndarray, steps: int, seed: int) -> np.ndarray:
     return np.stack([poisson_spikes(img * MAX_RATE, steps, DT, seed=seed + i) for i, img in enumerate(images)], axis=1)
 
 
-def train(net: Network, exc, images: np.ndarray, steps: int, engine: str) -> float:
-    """One pass over ``images``, one learning run each; returns seconds."""
+def train(net: Network, exc, images: np.ndarray, steps: int, engine: str, epoch: int = 0) -> float:
+    """One pass over ``images``, one learning run each (fresh Poisson spikes every epoch); returns seconds."""
     t0 = time.perf_counter()
     for i, img in enumerate(images):
-        net.run(encode(img[None], steps, seed=10_000 + i)[:, 0], target="loihi", learn=True, engine=engine)
+        seed = 10_000 + epoch * len(images) + i
+        net.run(encode(img[None], steps, seed=seed)[:, 0], target="loihi", learn=True, engine=engine)
         net.normalize_weights(exc, W_TOTAL)
     return time.perf_counter() - t0
 
@@ -125,6 +126,7 @@ def main(argv=None) -> dict:
     p.add_argument("--train", type=int, default=1000)
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--steps", type=int, default=60, help="steps per image (1 ms each)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training images")
     p.add_argument("--engine", default="emu", choices=["emu", "lava"])
     p.add_argument("--png", default="stdp_digits_fields.png")
     p.add_argument("--lava-check", type=int, default=0, metavar="IMAGES",
@@ -137,12 +139,12 @@ def main(argv=None) -> dict:
         return {"same": same}
     x_tr, y_tr, x_te, y_te = data(a.train, a.test)
     net, exc = build(a.neurons)
-    seconds = train(net, exc, x_tr, a.steps, a.engine)
+    seconds = sum(train(net, exc, x_tr, a.steps, a.engine, e) for e in range(a.epochs))
     weights = net.weights(exc)
     net.freeze()
     labels, acc = assign_and_score(responses(net, exc, x_tr, a.steps), y_tr, responses(net, exc, x_te, a.steps), y_te)
     plot_fields(weights, labels, a.png)
-    print(f"{a.neurons} neurons, {a.train} training images x {a.steps} steps on {a.engine}: {seconds:.1f} s; "
+    print(f"{a.neurons} neurons, {a.epochs} x {a.train} training images x {a.steps} steps on {a.engine}: {seconds:.1f} s; "
           f"test accuracy {acc:.3f} on {len(y_te)} images (chance 0.1); receptive fields -> {a.png}")
     return {"accuracy": acc, "seconds": seconds, "weights": weights, "labels": labels}
 
