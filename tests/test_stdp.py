@@ -172,7 +172,7 @@ def _same_as_emulator(g, x):
     assert np.array_equal(lava["weights"]["syn"], emu.weights["syn"])
 
 
-@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(plastic_networks(lava_engine=True))
 def test_lava_learning_dense_equals_emulator(case):
     """Lava's own LearningDense (bit-approximate engine) where its stochastic rounding cannot act."""
@@ -182,7 +182,7 @@ def test_lava_learning_dense_equals_emulator(case):
     _same_as_emulator(g, x)
 
 
-@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(plastic_networks(lava_engine=False))
 def test_lava_plastic_process_equals_emulator(case):
     """Any rule: snnhw's own fixed_pt Lava process (targets/loihi/learning.py)."""
