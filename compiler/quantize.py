@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, PlasticDense, Pool2d
 from snnhw.targets.description import TargetDescription
 
 
@@ -74,7 +74,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     scale = _scales(g, input_scale(input_max, input_bits), out_exp)
     for n in g.nodes:  # weight bits: in order, since a synapse's input scale is fixed upstream
         if isinstance(n, (Dense, Conv2d)):
-            out_exp[n.name] = _exp_for(float(np.abs(n.weight).max()) * scale[n.input], wmax)
+            out_exp[n.name] = _exp_for(_weight_span(n) * scale[n.input], wmax)
             scale = _scales(g, scale[g.input.name], out_exp)
     for pop in g.neurons:  # threshold range and recurrent weights of the population fed
         syn, factor = g.feeding_synapse(pop.input)
@@ -92,7 +92,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None else _round(n.bias / step)
             acc = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
-            nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc))
+            nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc, **_bounds(n, scale[n.input] / step)))
         elif isinstance(n, Pool2d):
             nodes.append(replace(n, mode="sum" if n.mode == "avg" else n.mode))
         elif isinstance(n, Flatten):
@@ -101,6 +101,19 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             nodes.append(_quantize_pop(n, scale[n.input], num, wmax))
     meta = dict(g.meta, weight_bits=str(wb))
     return Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=meta).validate()
+
+
+def _weight_span(n) -> float:
+    """Largest |weight| a synapse can hold: its weights, and a plastic synapse's bounds."""
+    span = float(np.abs(n.weight).max())
+    return max(span, abs(float(n.w_min)), abs(float(n.w_max))) if isinstance(n, PlasticDense) else span
+
+
+def _bounds(n, factor: float) -> dict:
+    """A plastic synapse's weight bounds in integer weight units (nothing for a static synapse)."""
+    if not isinstance(n, PlasticDense):
+        return {}
+    return {"w_min": int(np.round(float(n.w_min) * factor)), "w_max": int(np.round(float(n.w_max) * factor))}
 
 
 def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:

@@ -15,18 +15,26 @@ chosen target description by :func:`snnhw.compiler.pipeline.compile_graph` (quan
 target's timing and feature checks) and runs in the bit-accurate emulator, whose results every
 backend reproduces bit for bit (``snnhw verify`` checks that).
 
+Learning (docs/python-api.md, "Learning"): ``connect(..., plasticity=STDP(...))`` makes a plastic
+synapse (``PlasticDense``), ``lateral_inhibition`` a negative recurrent synapse,
+``adaptive_threshold`` homeostasis between runs, ``weight_monitor`` records weights after each run,
+``run(..., learn=True)`` keeps the learned weights, ``freeze()`` turns plastic synapses into static
+ones for deployment on any target.
+
 The IR gives every population one feed-forward synapse (from the input or an earlier population)
 plus at most one recurrent synapse from itself: a second ``connect`` to the same population is
 refused with an error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Dense, Graph, Input
+from snnhw.ir import LIF, Dense, Graph, Input, LearningRule, PlasticDense, Product, Trace
+from snnhw.ir.nodes import TRACE_BITS, TRACE_DECAY_BITS
 
 RESETS = ("zero", "subtract", "none")
 
@@ -67,6 +75,73 @@ class Result:
     current: dict = field(default_factory=dict)
     overflow: dict = field(default_factory=dict)
     graph: Graph | None = None
+    weights: dict = field(default_factory=dict)
+
+
+TRACE_PEAK = (1 << TRACE_BITS) - 1  # trace impulse: a spike sets a 7-bit trace to its full range
+
+
+def _mantissa_exponent(v: float):
+    """The Loihi scale ``m * 2^e`` (m in 1..7, e in -7..8) closest to ``v`` > 0 (relative error)."""
+    best = min(((m, e) for m in range(1, 8) for e in range(-7, 9)), key=lambda me: abs(me[0] * 2.0 ** me[1] - v))
+    return best
+
+
+@dataclass
+class STDP:
+    """Pair-based spike-timing-dependent plasticity in Loihi's form (docs/semantics.md, Plasticity).
+
+    Each spike sets its neuron's trace to 127 (7 bits) which decays with ``tau_plus`` (pre) /
+    ``tau_minus`` (post), seconds. On a post spike the weight grows by
+    ``a_plus * w_max * (x_pre - offset)`` (x_pre in [0, 1] of the trace's peak; ``offset`` > 0 also
+    depresses inputs that were silent, as Diehl & Cook's x_tar); on a pre spike it shrinks by
+    ``a_minus * w_max * y_post``. Weights stay in [w_min, w_max] (threshold units).
+    The scales become Loihi's ``m * 2^e`` (4-bit m) in integer weight units once the network is
+    compiled (the weight step is known): :meth:`rule` says exactly what runs.
+    t_epoch: steps per learning epoch (1: every step).
+    """
+
+    w_max: float
+    w_min: float = 0.0
+    a_plus: float = 0.05
+    a_minus: float = 0.05
+    tau_plus: float = 20e-3
+    tau_minus: float = 20e-3
+    offset: float = 0.0
+    t_epoch: int = 1
+
+    def rule(self, w_max_int: int, dt: float) -> LearningRule:
+        """The Loihi-form rule for integer weights whose bound ``w_max`` is ``w_max_int``."""
+        one = 1 << TRACE_DECAY_BITS
+        decay = lambda tau: int(round(one * math.exp(-dt / tau)))
+        products = []
+        if self.a_plus > 0:
+            m, e = _mantissa_exponent(self.a_plus * w_max_int / TRACE_PEAK)
+            products.append(Product(m, e, "y0", (("x1", -int(round(self.offset * TRACE_PEAK))),)))
+        if self.a_minus > 0:
+            m, e = _mantissa_exponent(self.a_minus * w_max_int / TRACE_PEAK)
+            products.append(Product(-m, e, "x0", (("y1", 0),)))
+        if not products:
+            raise SnnhwError("STDP: a_plus or a_minus must be > 0")
+        return LearningRule(tuple(products), x1=Trace(TRACE_PEAK, decay(self.tau_plus)),
+                            y1=Trace(TRACE_PEAK, decay(self.tau_minus)), t_epoch=self.t_epoch)
+
+
+@dataclass
+class WeightMonitor:
+    """The weights of a plastic synapse after every learning run: ``weights`` is a list of
+    ``(post, pre)`` float arrays in threshold units (``integers``: the fixed-point values)."""
+
+    post: Group
+    weights: list = field(default_factory=list)
+    integers: list = field(default_factory=list)
+
+
+@dataclass
+class _Homeostasis:
+    theta_plus: float
+    decay: float
+    theta: np.ndarray
 
 
 def poisson_spikes(rates_hz, steps: int, dt: float, seed: int = 0) -> np.ndarray:
@@ -100,6 +175,9 @@ class Network:
         self._pops: dict[str, LIF] = {}
         self._synapses: dict[str, Dense] = {}  # population name -> its feed-forward synapse
         self._monitors: list[Monitor] = []
+        self._plastic: dict[str, STDP] = {}      # population name -> the rule of its input synapse
+        self._weight_monitors: list[WeightMonitor] = []
+        self._homeostasis: dict[str, _Homeostasis] = {}
 
     # ------------------------------------------------------------------ building
     def input(self, n: int, kind: str = "spikes", name: str = "input") -> Group:
@@ -145,9 +223,10 @@ class Network:
                                scalar(threshold), scalar(bias), reset, reset_timing)
         return Group(name, n, "lif")
 
-    def connect(self, pre: Group, post: Group, weight, bias=None) -> None:
+    def connect(self, pre: Group, post: Group, weight, bias=None, plasticity: STDP | None = None) -> None:
         """Synapses from ``pre`` to population ``post``: ``weight`` is ``(post.size, pre.size)``
         (as torch.nn.Linear; threshold units per spike); ``bias`` ``(post.size,)`` is added every step.
+        ``plasticity``: the weights learn by this rule (feed-forward synapses from spikes, no bias).
 
         ``pre`` is the input or a population created before ``post``; ``pre is post`` makes the
         recurrent synapse (one step delay). Each population takes one of each.
@@ -172,7 +251,61 @@ class Network:
         order = list(self._pops)
         if not (pre == self._input or (pre.name in self._pops and order.index(pre.name) < order.index(post.name))):
             raise SnnhwError(f"connect: {pre.name} must be the input or a population created before {post.name}")
+        if plasticity is not None:
+            if b is not None or pre == post:
+                raise SnnhwError(f"connect {pre.name} -> {post.name}: a plastic synapse is feed-forward, without bias")
+            if self._input is pre and pre.kind != "spikes":
+                raise SnnhwError("connect: a plastic synapse needs spike input (input kind 'spikes')")
+            self._plastic[post.name] = plasticity
         self._synapses[post.name] = Dense(f"{post.name}.syn", pre.name, w, b)
+
+    def lateral_inhibition(self, group: Group, weight: float) -> None:
+        """Every neuron of ``group`` inhibits every other one by ``weight`` (threshold units, > 0)
+        one step after it spikes (the recurrent synapse ``-weight * (1 - I)``)."""
+        if not weight > 0:
+            raise SnnhwError(f"lateral_inhibition: weight must be > 0, got {weight}")
+        self.connect(group, group, -float(weight) * (1 - np.eye(group.size, dtype=np.float32)))
+
+    def adaptive_threshold(self, group: Group, theta_plus: float, decay: float = 1.0) -> None:
+        """Homeostasis between learning runs (Diehl & Cook's adaptive threshold): after every
+        ``run(..., learn=True)`` each neuron's excitability drops by ``theta_plus`` threshold units
+        per spike it fired (``theta = decay * theta + theta_plus * spikes``). The IR has no threshold
+        that changes during a run, and Loihi has one threshold per population, so theta is applied
+        as a per-neuron negative bias ``-theta * (1 - beta)``: in a steady state it raises the
+        voltage needed to fire by theta. It changes between runs only."""
+        pop = self._pops.get(group.name)
+        if pop is None or not 0 <= decay <= 1 or not theta_plus >= 0:
+            raise SnnhwError("adaptive_threshold: a population of this network, theta_plus >= 0, 0 <= decay <= 1")
+        self._homeostasis[group.name] = _Homeostasis(float(theta_plus), float(decay), np.zeros(group.size))
+
+    def weight_monitor(self, post: Group) -> WeightMonitor:
+        """Record the weights of the plastic synapse into ``post`` after every learning run."""
+        if post.name not in self._plastic:
+            raise SnnhwError(f"weight_monitor: {post.name} has no plastic input synapse")
+        mon = WeightMonitor(post)
+        self._weight_monitors.append(mon)
+        return mon
+
+    def normalize_weights(self, post: Group, total: float) -> None:
+        """Scale each neuron's input weights (into ``post``) to sum to ``total`` threshold units
+        (Diehl & Cook's weight normalization); between runs, like every change made here: the next
+        compile rounds the weights to the target's integer grid."""
+        syn = self._synapses[post.name]
+        sums = syn.weight.sum(axis=1, keepdims=True)
+        syn.weight = np.where(sums > 0, syn.weight * (total / np.where(sums > 0, sums, 1)), syn.weight).astype(np.float32)
+        if post.name in self._plastic:
+            rule = self._plastic[post.name]
+            syn.weight = np.clip(syn.weight, rule.w_min, rule.w_max)
+
+    def weights(self, post: Group) -> np.ndarray:
+        """The current weights ``(post, pre)`` into ``post`` (threshold units)."""
+        return self._synapses[post.name].weight.copy()
+
+    def freeze(self) -> None:
+        """Make every plastic synapse static with its current (learned) weights, so the network
+        compiles for any target (fpga included) and deploys what was learned."""
+        self._plastic.clear()
+        self._weight_monitors.clear()
 
     def monitor(self, group: Group, state: bool = False) -> Monitor:
         """Record the spikes of ``group`` (and its voltage and current with ``state=True``) in every run."""
@@ -193,6 +326,13 @@ class Network:
                 raise SnnhwError(f"population {name} has no input synapse; connect something to it")
             syn = self._synapses[name]
             pop.input = syn.name
+            rule = self._plastic.get(name)
+            if rule is not None:  # the rule in integer units is set when compiling (_learning_rules)
+                syn = PlasticDense(syn.name, syn.input, syn.weight, post=name, rule=rule.rule(TRACE_PEAK, self.dt),
+                                   w_min=float(rule.w_min), w_max=float(rule.w_max))
+            if name in self._homeostasis:
+                h = self._homeostasis[name]
+                pop = replace(pop, bias=(pop.bias - h.theta * (1 - pop.beta)).astype(np.float32))
             nodes += [syn, pop]
         return Graph(nodes, kind="float", dt=self.dt, meta={"frontend": "snnhw.api"}).validate()
 
@@ -202,19 +342,55 @@ class Network:
         from snnhw.targets import load as load_target
         tgt = load_target(target)
         bits = 1 if self._input.kind == "spikes" else tgt.numerics.input_bits
-        return compile_graph(self.graph(), tgt, CompileOptions(input_bits=bits, input_max=x_max))
+        return self._learning_rules(compile_graph(self.graph(), tgt, CompileOptions(input_bits=bits, input_max=x_max)))
 
-    def run(self, x, target: str | None = "emu") -> Result:
+    def build(self, out_dir, target: str = "emu", x_max: float = 1.0) -> list[str]:
+        """Write a build directory for ``target``, as ``snnhw compile`` does (fixed and float IR,
+        quantization report, the backend's artifacts, mapping, manifest), with the weights as they
+        are now: learned weights included. Plastic synapses stay plastic (``freeze()`` first to
+        deploy the learned weights as static synapses, e.g. on fpga). Returns the files written."""
+        import importlib
+        from pathlib import Path
+        from snnhw import build as b
+        from snnhw.compiler.mapping import map_graph
+        from snnhw.compiler.quant_report import quantization_report
+        from snnhw.ir import save
+        from snnhw.targets import load as load_target
+        float_g, fixed = self.graph(), self.compile(target, x_max)
+        mapping = map_graph(fixed, load_target(target))
+        with b.atomic_dir(Path(out_dir)) as tmp:
+            save(float_g, tmp / b.FLOAT_IR)
+            save(fixed, tmp / b.FIXED_IR)
+            b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, None))
+            files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"]
+            files += importlib.import_module(load_target(target).backend).emit(fixed, tmp)
+            if mapping is not None:
+                b.write_json(tmp / b.MAPPING, mapping)
+                files.append(b.MAPPING)
+            b.write_manifest(tmp, fixed, files, {"input_kind": self._input.kind})
+        return files
+
+    def _learning_rules(self, g: Graph) -> Graph:
+        """Each plastic synapse's rule for its integer weights (the weight step is known now)."""
+        nodes = [replace(n, rule=self._plastic[n.post].rule(int(n.w_max), self.dt)) if isinstance(n, PlasticDense)
+                 else n for n in g.nodes]
+        return Graph(nodes, g.kind, g.dt, g.target, g.meta).validate()
+
+    def run(self, x, target: str | None = "emu", learn: bool = False, engine: str | None = None) -> Result:
         """Run on input ``x`` ``[T, N]`` (or ``[T, B, N]``): spikes for a ``spikes`` input, values for ``graded``.
 
         target: compile for that target and run the build on that target's own backend (emu: the
         emulator; loihi: Lava; fpga: the RTL simulation); the spikes of a target with synapse delays
         (loihi) are shifted back so step ``t`` answers input step ``t``. ``None`` runs the float IR
         (float32, no quantization) in the emulator for comparison.
+        learn: keep the weights plastic synapses learned (one sample: ``[T, N]`` input) and update
+        adaptive thresholds; otherwise every run starts from the same weights.
+        engine: ``None`` (the target's own backend, as above), ``emu`` (the emulator on the target's
+        fixed-point IR: the fast path for learning loops; it equals every backend bit for bit) or
+        ``lava`` (``target`` must be ``loihi``). ``Result.weights``: learned weights per plastic
+        synapse's post population, ``[B, post, pre]`` threshold units.
         """
         from snnhw.compiler.timing import arrival
-        from snnhw.deploy import run_graph
-        from snnhw.targets.emu.emulator import Emulator
         if self._input is None:
             raise SnnhwError("the network needs an input")
         x = np.asarray(x, np.float32)
@@ -227,11 +403,12 @@ class Network:
             g = self.graph()
         else:
             g = self.compile(target, float(np.abs(xb).max()) or 1.0)
+        if learn and xb.shape[1] != 1:
+            raise SnnhwError("run(learn=True) takes one sample [T, N]: samples learn independent weights")
         shift = arrival(g)
         pad = max(shift.values())
         xp = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)]) if pad else xb
-        record = any(m.state for m in self._monitors)
-        run = Emulator(g).run(xp, record) if target is None else run_graph(g, xp, record)
+        run = self._engine(g, xp, any(m.state for m in self._monitors), target, engine)
         T = xb.shape[0]
         res = Result(t=np.arange(T) * self.dt, overflow=run.overflow, graph=g)
         for mon in self._monitors:
@@ -244,7 +421,42 @@ class Network:
                 res.voltage[name] = mon.voltage = cut(run.voltage[name], unit)
                 res.current[name] = mon.current = cut(run.current[name], unit)
             mon.t = res.t
+        for n in g.nodes:
+            if isinstance(n, PlasticDense):
+                res.weights[n.post] = run.weights[n.name] * _weight_unit(g, n)
+        if learn:
+            self._learned(g, run, res, shift, T)
         return res
+
+    def _engine(self, g: Graph, x: np.ndarray, record: bool, target: str | None, engine: str | None):
+        from snnhw.deploy import run_graph
+        from snnhw.targets.emu.emulator import Emulator
+        if engine not in (None, "emu", "lava") or (engine == "lava" and target != "loihi"):
+            raise SnnhwError(f"engine {engine!r}: use None (the target's backend), 'emu', or 'lava' with target='loihi'")
+        if target is None or engine == "emu":
+            return Emulator(g).run(x, record_state=record)
+        return run_graph(g, x, record)  # the target's own backend on a build (Lava for loihi)
+
+    def _learned(self, g: Graph, run, res: Result, shift: dict, T: int) -> None:
+        """Keep learned weights, record weight monitors, update adaptive thresholds."""
+        for n in g.nodes:
+            if isinstance(n, PlasticDense):
+                syn = self._synapses[n.post]
+                syn.weight = res.weights[n.post][0].astype(np.float32)
+                for mon in self._weight_monitors:
+                    if mon.post.name == n.post:
+                        mon.weights.append(syn.weight.copy())
+                        mon.integers.append(run.weights[n.name][0].copy())
+        for name, h in self._homeostasis.items():
+            d = shift[name]
+            count = run.spikes[name][d:d + T, 0].reshape(T, -1).sum(axis=0)
+            h.theta = h.decay * h.theta + h.theta_plus * count
+
+
+def _weight_unit(g: Graph, syn: Dense) -> float:
+    """Threshold units of one integer weight of ``syn`` (its post population's state LSB << input_shift)."""
+    f = g.node(syn.post).format
+    return f.state_scale * (1 << f.input_shift)
 
 
 def _positive(n, what: str) -> int:

@@ -149,7 +149,7 @@ def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, 
 
 
 def _print_layers(g):
-    from snnhw.ir import LIF, Conv2d, Dense
+    from snnhw.ir import LIF, Conv2d, Dense, PlasticDense
     t = Table(title=f"{g.kind} IR ({g.target or 'float'})")
     for col in ("layer", "op", "shape", "details"):
         t.add_column(col)
@@ -157,6 +157,8 @@ def _print_layers(g):
         detail = ""
         if isinstance(n, (Dense, Conv2d)):
             detail = f"weights {tuple(n.weight.shape)}, delay {n.delay}" + (", bias" if n.bias is not None else "")
+            if isinstance(n, PlasticDense):
+                detail += "; " + n.summary()
         elif isinstance(n, LIF):
             fmt = lambda a: f"{np.asarray(a).item()}" if np.ndim(a) == 0 else f"[{np.min(a)}..{np.max(a)}]"
             detail = (f"alpha {fmt(n.alpha)}, beta {fmt(n.beta)}, threshold {fmt(n.threshold)}, "

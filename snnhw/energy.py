@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from snnhw.compiler.mapping import core_of, fan_in
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, PlasticDense, Pool2d
 from snnhw.semantics.inputs import quantize_input
 
 # 45 nm, 0.9 V, 32-bit float (Horowitz, "Computing's energy problem", ISSCC 2014, Fig. 1.1.9):
@@ -135,6 +135,12 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
     for L in layers.values():
         for k in totals:
             totals[k] += L.get(k, 0)
+    plastic = [n for n in g.nodes if isinstance(n, PlasticDense)]
+    if plastic:  # learning: every synapse update of every epoch (Loihi's learning engine)
+        totals["learning_updates"] = 0
+        for n in plastic:
+            layers[n.post]["learning_updates"] = n.updates(T) * B
+            totals["learning_updates"] += layers[n.post]["learning_updates"]
     out = {"timesteps": T, "batch": B, "counts": totals, "layers": layers,
            "per_sample": {k: v / B for k, v in totals.items()},
            "synaptic_ops_what": "every synaptic event the target executes: each nonzero input value and each spike "
@@ -194,6 +200,8 @@ def _energy(layers, totals, e, sources, B, mapping, cores_msgs) -> dict:
         "spike_messages": c.get("messages", 0) * e.get("spike_within_tile_pj", 0.0)
         + c.get("hops_east_west", 0) * e.get("hop_east_west_pj", 0.0)
         + c.get("hops_north_south", 0) * e.get("hop_north_south_pj", 0.0),
+        **({"learning_updates": c["learning_updates"] * e.get("synaptic_update_pj", 0.0)}
+           if "learning_updates" in c else {}),
     }
     by_layer = {name: pj(c) for name, c in layers.items()}
     total = pj(totals)
@@ -213,7 +221,7 @@ def _energy(layers, totals, e, sources, B, mapping, cores_msgs) -> dict:
         "by_core_uj": {str(k): v * 1e-6 for k, v in sorted(by_core.items())},
         "what": "synaptic ops (input-driven included) x synaptic_op_pj, graded input events x "
                 + ("graded_synaptic_op_pj" if "graded_synaptic_op_pj" in e else "synaptic_op_pj (no graded figure)")
-                + " + active/inactive neuron updates x their pJ + spike messages x (within-tile pJ) + hops x hop pJ; "
-                "chip-to-chip messages are counted, not costed; input values enter from outside the mesh (no "
-                "messages counted)",
+                + " + active/inactive neuron updates x their pJ + spike messages x (within-tile pJ) + hops x hop pJ"
+                " (+ learning updates x synaptic_update_pj for plastic synapses); chip-to-chip messages are "
+                "counted, not costed; input values enter from outside the mesh (no messages counted)",
     }

@@ -12,6 +12,7 @@ import numpy as np
 from snnhw.build import MAPPING, load_build, write_json
 from snnhw.compiler.timing import latency
 from snnhw.energy import estimate
+from snnhw.ir import PlasticDense
 from snnhw.targets import load as load_target
 from snnhw.targets.emu.emulator import Emulator
 
@@ -30,7 +31,8 @@ def build_report(build: Path, x: np.ndarray, input_file: str = "") -> tuple[dict
     quant = json.loads((Path(build) / "quantization.json").read_text())
     report = {"build": str(build), "target": tgt.name, "input_file": input_file, "appended_steps": pad,
               "counts": estimate(g, res, mapping, tgt.energy, tgt.sources, xp), "overflow": res.overflow,
-              "mapping": {"summary": mapping["summary"]} if mapping else None, "quantization": quant}
+              "mapping": {"summary": mapping["summary"]} if mapping else None, "quantization": quant,
+              "plastic": {n.name: n.summary() for n in g.nodes if isinstance(n, PlasticDense)}}
     return report, {"graph": g, "run": res, "mapping": mapping}
 
 

@@ -58,6 +58,7 @@ class Features:
     recurrent: bool
     conv: bool
     pooling: bool
+    plasticity: bool = False  # runs PlasticDense (on-chip learning)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             reset_modes=tuple(f["reset_modes"]), reset_timings=tuple(f["reset_timings"]),
             per_neuron_decay=bool(f["per_neuron_decay"]), per_neuron_threshold=bool(f["per_neuron_threshold"]),
             current_bias=bool(f["current_bias"]), recurrent=bool(f["recurrent"]),
-            conv=bool(f["conv"]), pooling=bool(f["pooling"]))
+            conv=bool(f["conv"]), pooling=bool(f["pooling"]),
+            plasticity=bool(f.get("plasticity", False)))
         chip = None
         if "chip" in data:
             c = data["chip"]

@@ -213,3 +213,28 @@ def test_cli_encode_bad_input_is_one_error_line(digits_model, spike_build, tmp_p
     rc, out, err = run_cli("report", spike_build, "--input", tmp_path / "static.npy",
                            *args, "-o", tmp_path / "rep")
     assert rc == 2 and err.count("\n") == 1 and err.startswith("error:") and message in err, err
+
+
+def test_stdp_curve_has_the_classic_shape(tmp_path):
+    import stdp_curve
+    out = stdp_curve.main(["--max-dt", "12", "--png", str(tmp_path / "c.png")])
+    dt, dw = out["dt"], out["dw"]
+    assert np.all(dw[dt > 0] > 0) and np.all(dw[dt < 0] < 0)          # pre before post potentiates
+    assert np.all(np.diff(dw[dt > 0]) <= 0) and dw[dt == 1][0] > dw[dt == 12][0]  # and decays with |dt|
+    assert np.all(np.diff(dw[dt < 0]) <= 0) and (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_stdp_digits_tiny_learns_normalized_fields(tmp_path):
+    import stdp_digits
+    out = stdp_digits.main(["--neurons", "6", "--train", "30", "--test", "20", "--steps", "30",
+                            "--png", str(tmp_path / "f.png")])
+    w = out["weights"]
+    assert w.shape == (6, 64) and np.allclose(w.sum(axis=1), stdp_digits.W_TOTAL, rtol=0.05)
+    net, exc = stdp_digits.build(6)  # the same start: random fields, normalized
+    moved = np.abs(w - net.weights(exc)).sum(axis=1) / stdp_digits.W_TOTAL
+    assert moved.min() > 0.05  # every neuron's field changed by more than 5 % of its total weight
+    # and moved towards digits: the learned fields correlate better with the mean training image
+    mean_img = stdp_digits.data(30, 0)[0].mean(axis=0)
+    corr = lambda f: np.mean([np.corrcoef(r, mean_img)[0, 1] for r in f])
+    assert corr(w) > corr(net.weights(exc)) + 0.1
+    assert 0.0 <= out["accuracy"] <= 1.0 and (tmp_path / "f.png").stat().st_size > 0

@@ -8,8 +8,9 @@ import numpy as np
 from snnhw.errors import InvalidFileError
 from snnhw.ir.nodes import (
     LIF, OVERFLOW_RULES, POOL_MODES, RESET_MODES, RESET_TIMINGS, ROUNDING_RULES,
-    Conv2d, Dense, Flatten, Input, Node, Pool2d, StateFormat,
+    Conv2d, Dense, Flatten, Input, Node, PlasticDense, Pool2d, StateFormat,
 )
+from snnhw.ir import nodes as _nodes
 
 KINDS = ("float", "fixed")
 MAX_STATE_BITS = 48  # wide enough for every target
@@ -145,6 +146,8 @@ def _validate(g: Graph):
             if n.bias is not None:
                 _check_array(n.bias, f"{where} bias", fixed, ((n.weight.shape[0],),))
             _check_synapse(n, where, fixed)
+            if isinstance(n, PlasticDense):
+                _check_plastic(g, n, where, fixed)
         elif isinstance(n, Conv2d):
             _check_array(n.weight, f"{where} weight", fixed, ())
             if tuple(n.in_shape) != in_shape or len(in_shape) != 3 or n.weight.ndim != 4:
@@ -186,6 +189,45 @@ def _check_synapse(n, where, fixed):
         _fail(f"{where}: delay {n.delay!r} outside 0..1024 steps")
     if fixed:
         _check_format(n.acc, f"{where} accumulator")
+
+
+def _check_plastic(g: Graph, n: PlasticDense, where: str, fixed: bool):
+    """A plastic synapse: binary pre spikes, feeding its ``post`` population directly, a valid rule."""
+    consumers = [m for m in g.nodes if getattr(m, "input", None) == n.name]
+    if len(consumers) != 1 or not isinstance(consumers[0], LIF) or consumers[0].name != n.post:
+        _fail(f"{where}: a plastic synapse must feed exactly its post population {n.post!r} directly")
+    if n.bias is not None:
+        _fail(f"{where}: a plastic synapse has no bias")
+    src = g.node(n.input)
+    if fixed and not (isinstance(src, LIF) or (isinstance(src, Input) and src.bits == 1)):
+        _fail(f"{where}: a plastic synapse needs binary spikes as input (a population or a 1-bit input)")
+    if not (np.isfinite(n.w_min) and np.isfinite(n.w_max) and n.w_min <= n.w_max):
+        _fail(f"{where}: weight bounds w_min {n.w_min} <= w_max {n.w_max} required")
+    if fixed and (int(n.w_min) != n.w_min or int(n.w_max) != n.w_max or
+                  max(abs(int(n.w_min)), abs(int(n.w_max))) > (1 << (_nodes.FACTOR_BITS["w"] - 1))):
+        _fail(f"{where}: weight bounds must be integers within the 9-bit learning weight range")
+    r = n.rule
+    if not isinstance(r, _nodes.LearningRule):
+        _fail(f"{where}: a plastic synapse needs a learning rule")
+    if not isinstance(r.t_epoch, int) or not (1 <= r.t_epoch <= 64):
+        _fail(f"{where}: t_epoch {r.t_epoch!r} outside 1..64 steps")
+    if r.rounding not in _nodes.WEIGHT_ROUNDINGS:
+        _fail(f"{where}: rounding {r.rounding!r} not one of {_nodes.WEIGHT_ROUNDINGS}")
+    top = (1 << _nodes.TRACE_BITS) - 1
+    for name in _nodes.TRACE_NAMES:
+        t = r.trace(name)
+        if not (isinstance(t, _nodes.Trace) and 0 <= t.impulse <= top and 0 <= t.decay <= 1 << _nodes.TRACE_DECAY_BITS):
+            _fail(f"{where}: trace {name} needs impulse 0..{top} and decay 0..{1 << _nodes.TRACE_DECAY_BITS}")
+    if not r.dw:
+        _fail(f"{where}: the learning rule has no products")
+    for p in r.dw:
+        ok = isinstance(p, _nodes.Product) and -8 <= p.mantissa <= 7 and -7 <= p.exponent <= 8 \
+            and p.dependency in _nodes.DEPENDENCIES
+        ok = ok and all(len(f) == 2 and f[0] in _nodes.FACTOR_VARS and isinstance(f[1], int) and abs(f[1]) < 1 << 16
+                        for f in p.factors)
+        if not ok:
+            _fail(f"{where}: bad product {p!r} (mantissa -8..7, exponent -7..8, dependency one of "
+                  f"{_nodes.DEPENDENCIES}, factors (var, int const) with var one of {_nodes.FACTOR_VARS})")
 
 
 def _check_lif(n: LIF, in_shape, where, fixed):

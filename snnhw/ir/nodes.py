@@ -183,6 +183,101 @@ class LIF:
         return int(np.prod(self.shape))
 
 
+# ----------------------------------------------------------------------------- plasticity
+TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")   # pre-synaptic x1, x2; post-synaptic y1, y2, y3
+DEPENDENCIES = ("x0", "y0", "u")               # pre spike, post spike, every epoch
+FACTOR_VARS = ("x0", "y0", "x1", "x2", "y1", "y2", "y3", "w")
+WEIGHT_ROUNDINGS = ("nearest", "floor")
+TRACE_BITS = 7            # traces are unsigned 7-bit, saturating at 127
+TRACE_DECAY_BITS = 12     # trace decays in units of 2^-12
+LEARN_FRAC_BITS = 7       # the learning accumulator holds w << 7
+LEARN_ACC_BITS = 16       # signed accumulator width (saturates at +-(2^15 - 1))
+FACTOR_BITS = {"x0": 1, "y0": 1, "x1": 7, "x2": 7, "y1": 7, "y2": 7, "y3": 7, "w": 9}
+MANTISSA_BITS = 4         # product scale mantissa: signed 4 bits, -8..7
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A spike trace (Loihi's x1, x2, y1, y2, y3): an unsigned 7-bit integer.
+
+    Every step ``trace = (trace * decay) >> 12``; a spike adds ``impulse`` (saturating at 127).
+    decay: 0..4096 in units of 2^-12 (4096 keeps the trace, 0 forgets it every step).
+    impulse: 0..127.
+    """
+
+    impulse: int = 0
+    decay: int = 0
+
+
+@dataclass(frozen=True)
+class Product:
+    """One term of a weight update, Loihi's sum-of-products form (docs/semantics.md, Plasticity):
+
+    ``mantissa * 2^exponent * dependency * prod(var + const for var, const in factors)``
+
+    mantissa: -8..7 (4-bit signed); exponent: -7..8; dependency: ``x0`` (this pre neuron spiked in
+    the epoch), ``y0`` (this post neuron spiked) or ``u`` (every epoch); factors: pairs
+    ``(var, const)`` with var one of x0, y0, x1, x2, y1, y2, y3, w and an integer const.
+    """
+
+    mantissa: int
+    exponent: int
+    dependency: str
+    factors: tuple = ()
+
+
+@dataclass(frozen=True)
+class LearningRule:
+    """A learning rule in Loihi's form: traces with impulses and decays, and ``dw`` as a sum of
+    products, applied every ``t_epoch`` steps.
+
+    rounding: how the updated weight (7 fractional bits) becomes an integer: ``nearest`` (half up,
+    ``(acc + 64) >> 7``) or ``floor`` (``acc >> 7``). Loihi and Lava round stochastically instead.
+    """
+
+    dw: tuple
+    x1: Trace = Trace()
+    x2: Trace = Trace()
+    y1: Trace = Trace()
+    y2: Trace = Trace()
+    y3: Trace = Trace()
+    t_epoch: int = 1
+    rounding: str = "nearest"
+
+    def trace(self, name: str) -> Trace:
+        return getattr(self, name)
+
+
+@dataclass
+class PlasticDense(Dense):
+    """A Dense synapse whose weights learn (docs/semantics.md, Plasticity).
+
+    ``y[t] = W(t) x[t - delay]`` where W(t) are the weights during step t. The rule sees the
+    synapse's input spikes ``x[t]`` (pre) and the spikes of population ``post`` (which this synapse
+    feeds directly); at the end of every epoch (each ``rule.t_epoch`` steps)
+    ``W <- clip(round(W + dw), w_min, w_max)`` per synapse, independently for every sample of a batch.
+    w_min, w_max: weight bounds in the weight's units (integers in the fixed IR). No bias.
+    """
+
+    post: str = ""
+    rule: Optional[LearningRule] = None
+    w_min: float = 0
+    w_max: float = 0
+
+    def summary(self) -> str:
+        """One line: the rule as Loihi writes it, the bounds and the epoch."""
+        def term(p):
+            factors = "".join(f" * ({v}{c:+d})" if c else f" * {v}" for v, c in p.factors)
+            return f"{p.mantissa}*2^{p.exponent} * {p.dependency}{factors}"
+        return (f"learns (post {self.post}): dw = {' + '.join(term(p) for p in self.rule.dw)}; "
+                f"w in [{self.w_min:g}, {self.w_max:g}], every {self.rule.t_epoch} step(s), round {self.rule.rounding}")
+
+    def updates(self, steps: int) -> int:
+        """Synapse updates of one sample over ``steps`` steps: every synapse once per completed epoch
+        (the learning engine visits the whole synapse group; an upper bound where it skips idle ones)."""
+        return (steps // self.rule.t_epoch) * int(self.weight.size)
+
+
 Synapse = Union[Dense, Conv2d, Pool2d, Flatten]
-Node = Union[Input, Dense, Conv2d, Pool2d, Flatten, LIF]
-NODE_TYPES = (Input, Dense, Conv2d, Pool2d, Flatten, LIF)
+Node = Union[Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF]
+NODE_TYPES = (Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF)

@@ -14,7 +14,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from snnhw.errors import InvalidFileError
 from snnhw.ir.graph import Graph
-from snnhw.ir.nodes import LIF, Conv2d, Dense, Flatten, Input, NeuronFormat, Pool2d, StateFormat
+from snnhw.ir.nodes import (
+    DEPENDENCIES, FACTOR_VARS, LIF, TRACE_NAMES, Conv2d, Dense, Flatten, Input, LearningRule, NeuronFormat,
+    PlasticDense, Pool2d, Product, StateFormat, Trace,
+)
 
 DOMAIN = "snnhw"
 FORMAT_VERSION = "1"
@@ -44,6 +47,42 @@ def _fmt_attrs(prefix: str, f: StateFormat | None) -> dict:
     return {} if f is None else {f"{prefix}_bits": f.bits, f"{prefix}_overflow": f.overflow}
 
 
+def _rule_attrs(n: PlasticDense) -> dict:
+    """A plastic synapse's rule as ONNX attributes; ``dw`` is a flat int list of products
+    ``[mantissa, exponent, dependency index, number of factors, (var index, const) ...]``."""
+    r = n.rule
+    flat = []
+    for p in r.dw:
+        flat += [p.mantissa, p.exponent, DEPENDENCIES.index(p.dependency), len(p.factors)]
+        for var, const in p.factors:
+            flat += [FACTOR_VARS.index(var), int(const)]
+    traces = {f"{t}_{k}": getattr(r.trace(t), k) for t in TRACE_NAMES for k in ("impulse", "decay")}
+    return dict(post=n.post, w_min=repr(float(n.w_min)), w_max=repr(float(n.w_max)), t_epoch=r.t_epoch,
+                rounding=r.rounding, dw=flat, **traces)
+
+
+def _rule_from(a: dict, node) -> tuple:
+    """(rule, post, w_min, w_max) of a PlasticDense node; malformed lists raise InvalidFileError."""
+    flat = list(_get(a, node, "dw", tuple))
+    products, i = [], 0
+    try:
+        while i < len(flat):
+            mant, exp, dep, nf = flat[i:i + 4]
+            pairs = flat[i + 4:i + 4 + 2 * nf]
+            if nf < 0 or len(pairs) != 2 * nf or not 0 <= dep < len(DEPENDENCIES) or \
+                    any(not 0 <= v < len(FACTOR_VARS) for v in pairs[::2]):
+                raise ValueError
+            products.append(Product(mant, exp, DEPENDENCIES[dep],
+                                    tuple((FACTOR_VARS[v], c) for v, c in zip(pairs[::2], pairs[1::2]))))
+            i += 4 + 2 * nf
+    except ValueError:
+        raise InvalidFileError(f"invalid IR: node {node.name!r} has a malformed dw product list") from None
+    traces = {t: Trace(_get(a, node, f"{t}_impulse", int), _get(a, node, f"{t}_decay", int)) for t in TRACE_NAMES}
+    rule = LearningRule(tuple(products), t_epoch=_get(a, node, "t_epoch", int),
+                        rounding=_get(a, node, "rounding", str), **traces)
+    return rule, _get(a, node, "post", str), _get(a, node, "w_min", float), _get(a, node, "w_max", float)
+
+
 def to_onnx(g: Graph) -> onnx.ModelProto:
     g.validate()
     nodes, inits, infos, outputs = [], [], [], []
@@ -66,6 +105,9 @@ def to_onnx(g: Graph) -> onnx.ModelProto:
     for n in g.nodes:
         if isinstance(n, Input):
             add("Input", [GRAPH_INPUT], n.name, shape=list(n.shape), bits=n.bits, scale=repr(float(n.scale)))
+        elif isinstance(n, PlasticDense):
+            add("PlasticDense", [n.input, opt(n, "weight", n.weight, True)], n.name, delay=n.delay,
+                **_fmt_attrs("acc", n.acc), **_rule_attrs(n))
         elif isinstance(n, Dense):
             add("Dense", [n.input, opt(n, "weight", n.weight, True), opt(n, "bias", n.bias)], n.name,
                 delay=n.delay, **_fmt_attrs("acc", n.acc))
@@ -220,6 +262,13 @@ def _from_onnx(model: onnx.ModelProto) -> Graph:
         elif op == "Dense":
             nodes.append(Dense(name, src, r.array(node, 1), r.array(node, 2, False), _get(a, node, "delay", int),
                                _fmt(a, node, "acc", fixed)))
+        elif op == "PlasticDense":
+            rule, post, w_min, w_max = _rule_from(a, node)
+            w = r.array(node, 1)
+            if fixed:
+                w_min, w_max = int(w_min), int(w_max)
+            nodes.append(PlasticDense(name, src, w, None, _get(a, node, "delay", int), _fmt(a, node, "acc", fixed),
+                                      post=post, rule=rule, w_min=w_min, w_max=w_max))
         elif op == "Conv2d":
             nodes.append(Conv2d(name, src, r.array(node, 1), _get(a, node, "in_shape", tuple),
                                 r.array(node, 2, False), _get(a, node, "stride", tuple),

@@ -13,6 +13,8 @@ class RunResult:
     units, int64; float32 for the float IR); only when ``record_state`` was asked for.
     overflow: per node, event counts keyed ``<register>_<rule>`` (e.g. ``voltage_saturate``); an
     event is one (step, sample, neuron) whose value the overflow rule changed.
+    weights: per plastic synapse, the learned weights at the end of the run, ``[B, out, in]`` int64
+    (one matrix per sample: every sample learns independently).
     overflow_source: who observed the overflow counts (e.g. ``emulator``, ``lava states``, ``rtl
     counters``): a backend reports what it observed itself, labelled.
     """
@@ -22,6 +24,7 @@ class RunResult:
     voltage: dict = field(default_factory=dict)
     overflow: dict = field(default_factory=dict)
     overflow_source: str = "emulator"
+    weights: dict = field(default_factory=dict)
 
     def count(self, node: str, key: str, n: int):
         if n:

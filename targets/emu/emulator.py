@@ -5,7 +5,8 @@ the same graph, so the two can be compared), batched, recording the spikes of ev
 and optionally the u/v traces, and counting every overflow event.
 
 Speed: synapses take all timesteps of their input in one matrix product (the neuron update is the
-only per-step loop). Fixed-point values are integers held in float64: every value stays below
+only per-step loop); a plastic synapse (``PlasticDense``, targets/emu/plastic.py) runs inside its
+post population's step loop instead, since its weights change every epoch. Fixed-point values are integers held in float64: every value stays below
 2^53 in magnitude (registers are at most 52 - decay_bits wide, checked by the IR), where float64
 arithmetic on integers is exact, and a power-of-two scaling plus trunc/floor is exactly the
 shift of docs/semantics.md. Matrix products use float32 BLAS when the largest possible |sum| is
@@ -20,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
 from snnhw.semantics import RunResult, apply_overflow, decay, quantize_input
+from snnhw.targets.emu.plastic import PlasticInput, weight_bound
 
 EXACT_F32 = 1 << 24
 EXACT_F64 = 1 << 53
@@ -244,7 +246,11 @@ class Emulator:
     def __init__(self, g: Graph):
         self.g = g
         self.fixed = g.kind == "fixed"
-        self.linear = {n.name: _Linear(n.weight, self.fixed) for n in g.nodes if isinstance(n, Dense)}
+        self.linear = {n.name: _Linear(n.weight, self.fixed) for n in g.nodes
+                       if isinstance(n, Dense) and not isinstance(n, PlasticDense)}
+        if not self.fixed and any(isinstance(n, PlasticDense) for n in g.nodes):
+            raise SnnhwError("plastic synapses learn in the fixed-point IR only (their rule is in integer weight "
+                             "units); compile the network first")
 
     def run(self, x: np.ndarray, record_state: bool = False) -> RunResult:
         """Run on input ``x`` ``[T, B, *input_shape]``; see :class:`RunResult`."""
@@ -278,7 +284,9 @@ class Session:
         T, B = x.shape[:2]
         for n in g.nodes[1:]:
             src, b_in = vals[n.input], bound[n.input]
-            if isinstance(n, (Dense, Conv2d)):
+            if isinstance(n, PlasticDense):  # runs inside its post population's step loop
+                vals[n.name], bound[n.name] = src, weight_bound(n)
+            elif isinstance(n, (Dense, Conv2d)):
                 if isinstance(n, Dense):
                     lin = self.emu.linear[n.name]
                     y, b = lin(src.reshape(T, B, -1), b_in), lin.bound(b_in)
@@ -300,7 +308,9 @@ class Session:
                 vals[n.name], bound[n.name] = src.reshape(T, B, -1), b_in
             elif isinstance(n, LIF):
                 if n.name not in self.pops:
-                    self.pops[n.name] = _PopulationRunner(n, fixed, B, b_in)
+                    syn = g.node(n.input)
+                    self.pops[n.name] = _PopulationRunner(n, fixed, B, b_in,
+                                                          syn if isinstance(syn, PlasticDense) else None)
                 vals[n.name] = self.pops[n.name].feed(src, res, record_state)
                 bound[n.name] = 1.0
         return res
@@ -350,8 +360,8 @@ class _PopulationRunner:
     batches are split into parts that run in parallel threads (numpy releases the GIL); results
     do not depend on the split."""
 
-    def __init__(self, n: LIF, fixed: bool, batch: int, a_bound: float):
-        self.n, self.fixed = n, fixed
+    def __init__(self, n: LIF, fixed: bool, batch: int, a_bound: float, plastic: PlasticDense | None = None):
+        self.n, self.fixed, self.plastic = n, fixed, plastic
         self.rec = _Linear(n.rec_weight, fixed) if n.rec_weight is not None else None
         r_bound = 0.0
         if self.rec is not None:
@@ -366,6 +376,8 @@ class _PopulationRunner:
                      for sl, c in zip(self.parts, self.counts)]
         d = n.rec_delay if self.rec is not None else 0
         self.history = np.zeros((d, batch, n.size), np.int8)  # spikes of the last rec_delay steps
+        # a plastic input synapse: one learner (own weights) per batch part
+        self.plastic_in = [PlasticInput(plastic, n, sl.stop - sl.start) if plastic else None for sl in self.parts]
 
     def feed(self, a_in: np.ndarray, res: RunResult, record: bool) -> np.ndarray:
         n = self.n
@@ -376,8 +388,8 @@ class _PopulationRunner:
         state_dtype = np.int64 if self.fixed else np.float32
         us = np.zeros((T, B, n.size), state_dtype) if record else None
         vs = np.zeros((T, B, n.size), state_dtype) if record else None
-        work = [(pop, a_in[:, sl], spikes[:, sl], us[:, sl] if record else None, vs[:, sl] if record else None)
-                for pop, sl in zip(self.pops, self.parts)]
+        work = [(pop, a_in[:, sl], spikes[:, sl], us[:, sl] if record else None, vs[:, sl] if record else None, pl)
+                for pop, sl, pl in zip(self.pops, self.parts, self.plastic_in)]
         if len(work) == 1:
             self._loop(*work[0])
         else:
@@ -390,6 +402,8 @@ class _PopulationRunner:
                     res.count(node, key, v)
             c.overflow.clear()
         self.history = spikes[spikes.shape[0] - d:].copy()
+        if self.plastic is not None:
+            res.weights[self.plastic.name] = np.concatenate([pl.learner.W for pl in self.plastic_in])
         shape = (T, B, *n.shape)
         res.spikes[n.name] = spikes[d:].reshape(shape)
         if record:
@@ -397,11 +411,12 @@ class _PopulationRunner:
             res.voltage[n.name] = vs.reshape(shape)
         return res.spikes[n.name]
 
-    def _loop(self, pop, a_in, spikes, us, vs):
-        """The per-step loop for one batch part; ``spikes`` starts with the recurrent history."""
+    def _loop(self, pop, a_in, spikes, us, vs, plastic=None):
+        """The per-step loop for one batch part; ``spikes`` starts with the recurrent history.
+        With a plastic input synapse ``a_in`` holds its pre spikes, turned into input step by step."""
         n, d = self.n, self.history.shape[0]
         for t in range(a_in.shape[0]):
-            a = a_in[t]
+            a = a_in[t] if plastic is None else plastic.input(a_in[t], pop.res)
             if self.rec is not None:
                 r = self.rec(spikes[t], 1.0)  # the spikes of step t - rec_delay
                 if n.rec_bias is not None:
@@ -411,5 +426,7 @@ class _PopulationRunner:
                     pop.res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
                 a = np.add(a, r, dtype=np.float64 if self.fixed else np.float32)
             spikes[t + d] = pop.step(a)
+            if plastic is not None:
+                plastic.learn(a_in[t], spikes[t + d])
             if us is not None:
                 us[t], vs[t] = pop.u, pop.v

@@ -103,6 +103,7 @@ class LoihiBackend:
         lava = simulate_in_worker(graph, quantize_input(graph, x, res), record_state)
         res.spikes = {k: v.astype(np.int8) for k, v in lava["spikes"].items()}
         res.voltage, res.current = lava.get("voltage", {}), lava.get("current", {})
+        res.weights = lava.get("weights", {})
         if "overflow" not in lava:  # the worker did not observe overflow: say so instead of guessing
             res.overflow_source = "none (the Lava worker reports no overflow counts)"
         for name, n in lava.get("overflow", {}).items():  # keys "<node>/<register>_<rule>"

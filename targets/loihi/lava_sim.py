@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense
 from snnhw.targets.loihi import lava_compat
 
 BIAS_MANT_MAX = 4095  # 13-bit signed mantissa
@@ -73,6 +73,7 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
     from lava.utils.weightutils import SignMode
 
     from lava.proc.conv.process import Conv as LavaConv
+    from snnhw.targets.loihi import learning
 
     T, B = x.shape[:2]
     out = {k: {p.name: np.zeros((T, B, *p.shape), np.int64) for p in g.neurons}
@@ -83,10 +84,13 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
         src = RingBuffer(data=np.ascontiguousarray(data).astype(np.int32))
         port = {g.input.name: src.s_out}
         graded = {g.input.name: g.input.bits > 1}
-        monitors = []
+        monitors, plastic = [], {}
         for n in g.nodes[1:]:
             bits = 24 if graded[n.input] else 0
-            if isinstance(n, Dense):
+            if isinstance(n, PlasticDense):  # learning synapses: targets/loihi/learning.py
+                plastic[n.name] = learning.synapse(n, port[n.input])
+                port[n.name] = plastic[n.name].a_out
+            elif isinstance(n, Dense):
                 d = LavaDense(weights=n.weight.astype(np.int32), num_message_bits=bits,
                               num_weight_bits=9, sign_mode=SignMode.MIXED)
                 port[n.input].connect(d.s_in)
@@ -107,6 +111,8 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
                               dv=int(4096 - int(n.beta)), vth=int(int(n.threshold) >> 6),
                               bias_mant=to_lava(mant), bias_exp=to_lava(exp))
                 port[n.input].connect(lif.a_in)
+                if n.input in plastic:
+                    learning.connect_post(plastic[n.input], lif)
                 if n.rec_weight is not None:
                     r = LavaDense(weights=n.rec_weight.astype(np.int32), num_weight_bits=9, sign_mode=SignMode.MIXED)
                     lif.s_out.connect(r.s_in)
@@ -131,12 +137,13 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
                 arr = np.asarray(data[proc][next(iter(data[proc]))]).reshape(T, *to_lava(np.empty(n.shape)).shape)
                 out[key][n.name][:, b] = np.stack([to_lava(a) for a in arr]).astype(np.int64) if arr.ndim == 4 \
                     else arr.astype(np.int64)
+            learning.read_weights(plastic, out, b, B)
         finally:
             src.stop()
     if record_state:
         for p in g.neurons:
             out["current"][p.name] += g.synapse_bias(p)
-    return {k: v for k, v in out.items() if k == "spikes" or record_state}
+    return {k: v for k, v in out.items() if k in ("spikes", "weights") or record_state}
 
 
 def simulate_netx(path: str, x: np.ndarray, graded: bool) -> np.ndarray:

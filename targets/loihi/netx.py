@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
 from snnhw.targets.loihi.lava_sim import lif_bias
 
 NETX_FILE = "network.net"
@@ -26,6 +26,8 @@ def problems(g: Graph) -> list[str]:
     """What netx 0.6.0 cannot express in ``g`` (empty: the file can be written)."""
     out = []
     for n in g.nodes[1:]:
+        if isinstance(n, PlasticDense):
+            out.append(f"layer {n.name}: netx has no learning synapses (a netx file would hold static weights)")
         if isinstance(n, Pool2d):
             out.append(f"layer {n.name}: netx has no pooling layer ('pool' raises NotImplementedError in lava-dl 0.6.0)")
         if isinstance(n, (Dense, Conv2d)) and not isinstance(g.node(_consumer(g, n.name)), LIF):
