@@ -38,6 +38,10 @@ class Encoding(str, Enum):
 
 ARCH_HELP = ("FILE.py:NAME building the module, for a state_dict; snnhw imports and runs FILE.py, so use only "
              "your own code (docs/security.md)")
+WORKERS_HELP = "local worker processes the batch is sharded over (the same result for any N; docs/scale.md)"
+RAY_HELP = ("run the shards on a Ray cluster: ADDRESS (ray://host:10001), 'auto' (this machine's cluster) or "
+            "'local' (a private one with --workers CPUs)")
+
 ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into spikes (snnhw.encoders, "
                "docs/python-api.md)")
 
@@ -93,6 +97,7 @@ def compile(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="list the compiler passes as they run"),
 ):
     """Compile MODEL for a target into a build directory."""
+    from snnhw import build as b
     from snnhw.arrays import load_array
     from snnhw.compile import compile_build
     from snnhw.compiler.pipeline import passes_for
@@ -185,9 +190,8 @@ def run(
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
     retarget: bool = typer.Option(False, help="if --target differs from the build's target: recompile the build's "
                                   "float IR (float.onnx) for it into a temporary build and run that"),
-    workers: int = typer.Option(1, help="local worker processes the batch is sharded over (same result for any N)"),
-    ray: Optional[str] = typer.Option(None, help="run the shards on a Ray cluster: ADDRESS (ray://host:10001), "
-                                      "'auto' (this machine's cluster) or 'local' (a private one with --workers CPUs)"),
+    workers: int = typer.Option(1, help=WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, help=RAY_HELP),
     layers: Optional[str] = typer.Option(None, help="comma-separated populations to store (default: all; "
                                          "the output layer is always stored)"),
 ):
@@ -218,9 +222,9 @@ def run(
         if pad < 0:
             raise SnnhwError("--extra-steps must be >= 0")
         x = pad_steps(x, pad)
-        where = f"Ray ({ray})" if ray else (f"{workers} workers" if workers > 1 else "one process")
-        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name} ({where})"):
-            res = run_sharded(tgt.name, Path(build), x, record_state, workers, ray, layers=keep)
+        sharding = _sharding(workers, ray)
+        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name} ({sharding.describe()})"):
+            res = run_sharded(tgt.name, Path(build), x, record_state, sharding.workers, sharding.ray, layers=keep)
     arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
     arrays["output"] = arrays[g.output.name]
     for name, v in res.voltage.items():
@@ -248,6 +252,13 @@ def run(
     for k, v in other.items():
         out.print(f"[yellow]overflow[/] in {esc(k)}: {v} ({res.overflow_source})")
     out.print(f"wrote {output}")
+
+
+def _sharding(workers: int, ray: str | None):
+    from snnhw.shard import Sharding
+    if workers < 1:
+        raise SnnhwError(f"--workers {workers}: give at least 1")
+    return Sharding(workers, ray)
 
 
 def _kept_layers(g, text: str | None) -> set | None:
@@ -313,6 +324,8 @@ def verify(
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
+    workers: int = typer.Option(1, help=WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, help=RAY_HELP),
 ):
     """Score the deployed build of each target against the snntorch model, layer by layer; exit 1 if a check
     fails, 3 if a target refused the model (the others are still verified)."""
@@ -322,6 +335,7 @@ def verify(
     from snnhw.targets import load as load_target
     from snnhw.verify import Thresholds, verify as run_verify, verify_build
 
+    sharding = _sharding(workers, ray)
     decoding = parse_decoding(decode)
     if build is not None:
         given = [flag for flag, v in (("--targets", targets), ("--calib", calib), ("--input-kind", input_kind),
@@ -351,7 +365,7 @@ def verify(
                     fail_on_overflow)
     if build is not None:
         with out.status(f"running float IR and build {build}"):
-            report = verify_build(float_g, build, x, th, y, reference, reference_error, decoding)
+            report = verify_build(float_g, build, x, th, y, reference, reference_error, decoding, sharding)
     else:
         sample = calib and load_array(calib)
         options = {t.name: _compile_options(float_g, t, sample, input_kind, input_bits, weight_bits, "--calib")[0]
@@ -361,7 +375,8 @@ def verify(
                              "without --calib); pass --input-kind graded, or --calib CALIB.npy with data apart "
                              "from the scored input")
         with out.status("compiling and running float IR, builds and backends"):
-            report = run_verify(float_g, x, options, th, y, reference, reference_error, decoding, keep_builds)
+            report = run_verify(float_g, x, options, th, y, reference, reference_error, decoding, keep_builds,
+                                sharding)
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -431,6 +446,8 @@ def report(
     encode: Optional[Encoding] = typer.Option(None, help=ENCODE_HELP),
     steps: Optional[int] = typer.Option(None, help="timesteps to generate with --encode rate|latency"),
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
+    workers: int = typer.Option(1, help=WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, help=RAY_HELP),
 ):
     """Spike counts, synaptic operations, energy and plots of a build on an input."""
     from snnhw.build import check_output_dir, load_build
@@ -444,7 +461,7 @@ def report(
     x = _load_input(input, encode, steps, seed)
     quantize_input(g, x)
     with out.status("simulating and plotting"):
-        rep, ctx = build_report(build, x, str(input))
+        rep, ctx = build_report(build, x, str(input), _sharding(workers, ray))
         write_report(rep, ctx, output)
     c = rep["counts"]
     t = Table(title=f"report: {rep['target']}, {c['timesteps']} steps x {c['batch']} samples")

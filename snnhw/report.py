@@ -10,23 +10,25 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.build import MAPPING, load_build, write_json
-from snnhw.compiler.timing import latency
 from snnhw.energy import estimate
 from snnhw.ir import PlasticDense
+from snnhw.semantics import latency, pad_steps
+from snnhw.shard import Sharding, run_sharded
 from snnhw.targets import load as load_target
-from snnhw.targets.emu.emulator import Emulator
 
 RASTER_NEURONS = 100
 TRACE_NEURONS = 5
 
 
-def build_report(build: Path, x: np.ndarray, input_file: str = "") -> tuple[dict, dict]:
-    """The report dict and the emulator run arrays it was computed from."""
+def build_report(build: Path, x: np.ndarray, input_file: str = "",
+                 sharding: Sharding = Sharding()) -> tuple[dict, dict]:
+    """The report dict and the run arrays it was computed from: the emulator on the build's fixed IR
+    (bit for bit what every backend computes), sharded as ``sharding`` says."""
     g, manifest = load_build(build)
     tgt = load_target(manifest["target"])
     pad = latency(g)
-    xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    res = Emulator(g).run(xp, record_state=True)
+    xp = pad_steps(x, pad)
+    res = run_sharded("emu", Path(build), xp, True, sharding.workers, sharding.ray)
     mapping = json.loads((Path(build) / MAPPING).read_text()) if (Path(build) / MAPPING).exists() else None
     quant = json.loads((Path(build) / "quantization.json").read_text())
     report = {"build": str(build), "target": tgt.name, "input_file": input_file, "appended_steps": pad,

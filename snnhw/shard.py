@@ -38,6 +38,18 @@ DEFAULT_SHARD_SAMPLES = 256  # samples per shard when one process runs a large b
 
 
 @dataclass(frozen=True)
+class Sharding:
+    """Where a run's shards go: ``workers`` local processes (or Ray CPUs for ``ray="local"``), or
+    the Ray cluster at ``ray`` (see the module docstring)."""
+
+    workers: int = 1
+    ray: str | None = None
+
+    def describe(self) -> str:
+        return f"Ray ({self.ray})" if self.ray else (f"{self.workers} workers" if self.workers > 1 else "one process")
+
+
+@dataclass(frozen=True)
 class Shard:
     """Samples ``start`` .. ``stop - 1`` of the batch."""
 

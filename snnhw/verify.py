@@ -34,6 +34,7 @@ from snnhw.errors import UnsupportedError
 from snnhw.ir import Graph
 from snnhw.ir.onnx_io import to_onnx
 from snnhw.semantics import RunResult
+from snnhw.shard import Sharding, run_sharded
 from snnhw.targets import load as load_target
 from snnhw.targets.contract import backend_for
 from snnhw.targets.description import TargetDescription
@@ -106,10 +107,12 @@ def compare_layer(ref: np.ndarray, got: np.ndarray, ref_v=None, got_v=None) -> d
     return out
 
 
-def _run_backend(target: TargetDescription, build_dir: Path, x: np.ndarray, record_state: bool) -> RunResult:
+def _run_backend(target: TargetDescription, build_dir: Path, x: np.ndarray, record_state: bool,
+                 sharding: Sharding) -> RunResult:
     """The one place verify executes a target's backend: the build in ``build_dir`` on ``x`` (its
-    hash-checked artifacts, as ``snnhw run`` executes them)."""
-    return backend_for(target).run(build_dir, x, record_state=record_state)
+    hash-checked artifacts, as ``snnhw run`` executes them), sharded as ``sharding`` says."""
+    backend_for(target).check(b.load_build(build_dir)[0])
+    return run_sharded(target.name, build_dir, x, record_state, sharding.workers, sharding.ray)
 
 
 def _is_emulator(target: TargetDescription) -> bool:
@@ -199,7 +202,7 @@ def _check(checks: list, target: str, name: str, passed: bool, detail: str) -> N
 
 
 def _score_build(build_dir: Path, float_res: RunResult, float_run: _Run, x: np.ndarray, decoding: Decoding,
-                 labels, snn: tuple | None) -> tuple[str, dict]:
+                 sharding: Sharding, labels, snn: tuple | None) -> tuple[str, dict]:
     """Run one build (emulator and backend) and compare it with both references: (target, entry)."""
     fixed, manifest = b.load_build(build_dir)
     tname = manifest["target"]
@@ -208,7 +211,7 @@ def _score_build(build_dir: Path, float_res: RunResult, float_run: _Run, x: np.n
     pad = latency(fixed)
     xp = pad_steps(x, pad)
     emu = Emulator(fixed).run(xp, record_state=True)
-    deployed = emu if _is_emulator(tgt) else _run_backend(tgt, build_dir, xp, decoding.needs_membrane)
+    deployed = emu if _is_emulator(tgt) else _run_backend(tgt, build_dir, xp, decoding.needs_membrane, sharding)
     shift = arrival(fixed)
     scale = {p.name: p.format.state_scale for p in fixed.neurons}
     spikes = {p.name: deployed.spikes[p.name][shift[p.name]:shift[p.name] + T] for p in fixed.neurons}
@@ -321,11 +324,11 @@ def _report(float_g: Graph, x: np.ndarray, decoding: Decoding, labels, reference
 
 
 def _finish_target(report: dict, build_dir: Path, x: np.ndarray, ctx: tuple, th: Thresholds, decoding: Decoding,
-                   labels) -> tuple[str, dict]:
+                   labels, sharding: Sharding) -> tuple[str, dict]:
     """Score one build and add its checks to the report: (target, entry)."""
     float_run, float_res, snn = ctx
     checks = report["checks"]
-    tname, e = _score_build(build_dir, float_res, float_run, x, decoding, labels, snn)
+    tname, e = _score_build(build_dir, float_res, float_run, x, decoding, sharding, labels, snn)
     _target_checks(checks, tname, e, decoding, th)
     ref_name, ref = ("snntorch", report["snntorch"]) if snn is not None and snn[1] is not None \
         else ("float IR", report["float_ir"])
@@ -339,7 +342,7 @@ def _finish_target(report: dict, build_dir: Path, x: np.ndarray, ctx: tuple, th:
 
 def verify(float_g: Graph, x: np.ndarray, options: dict[str, CompileOptions], thresholds: Thresholds,
            labels: np.ndarray | None = None, reference: tuple | None = None, reference_error: str | None = None,
-           decoding: Decoding = Decoding(), keep_builds: Path | None = None) -> dict:
+           decoding: Decoding = Decoding(), keep_builds: Path | None = None, sharding: Sharding = Sharding()) -> dict:
     """The verification report (JSON-ready); ``report['exit_code']`` is what ``snnhw verify`` returns.
 
     options: per target name, the compile options of its build (what ``snnhw compile`` gets; no
@@ -347,6 +350,7 @@ def verify(float_g: Graph, x: np.ndarray, options: dict[str, CompileOptions], th
     reference: ``(spikes, membranes)`` per layer of the snntorch model on ``x``
       (:func:`snnhw.frontends.snntorch_reference.reference_run`); reference_error: why it could not run.
     keep_builds: directory receiving one build per target (``<dir>/<target>``); default: temporary.
+    sharding: where the backends' runs go (:mod:`snnhw.shard`; the same report whatever it is).
     """
     report, labels, *ctx = _report(float_g, x, decoding, labels, reference, reference_error, thresholds)
     with tempfile.TemporaryDirectory(prefix="snnhw-verify-") as tmp:
@@ -357,7 +361,7 @@ def verify(float_g: Graph, x: np.ndarray, options: dict[str, CompileOptions], th
             except UnsupportedError as exc:
                 report["targets"][tname] = {"refused": str(exc)}
                 continue
-            _, entry = _finish_target(report, root / tname, x, ctx, thresholds, decoding, labels)
+            _, entry = _finish_target(report, root / tname, x, ctx, thresholds, decoding, labels, sharding)
             if keep_builds is None:
                 entry["build"] = None
             report["targets"][tname] = entry
@@ -386,7 +390,8 @@ def same_network(a: Graph, b_: Graph) -> str | None:
 
 def verify_build(float_g: Graph, build_dir: Path, x: np.ndarray, thresholds: Thresholds,
                  labels: np.ndarray | None = None, reference: tuple | None = None,
-                 reference_error: str | None = None, decoding: Decoding = Decoding()) -> dict:
+                 reference_error: str | None = None, decoding: Decoding = Decoding(),
+                 sharding: Sharding = Sharding()) -> dict:
     """The report of an existing build (``snnhw verify MODEL --build DIR``): its ``float.onnx`` must
     be the float IR of ``float_g`` (the build came from this model), then it is scored like a build
     :func:`verify` compiles."""
@@ -397,7 +402,7 @@ def verify_build(float_g: Graph, build_dir: Path, x: np.ndarray, thresholds: Thr
            f"{b.FLOAT_IR} equals the model's float IR" if diff is None else
            f"{build_dir}/{b.FLOAT_IR} differs from the model's float IR at {diff}; recompile the build from this model")
     if diff is None:
-        tname, entry = _finish_target(report, Path(build_dir), x, ctx, thresholds, decoding, labels)
+        tname, entry = _finish_target(report, Path(build_dir), x, ctx, thresholds, decoding, labels, sharding)
         report["targets"][tname] = entry
     _verdict(report)
     return report

@@ -106,3 +106,23 @@ def test_cli_run_stores_only_the_chosen_layers(emu_build):
         assert sorted(z.files) == ["1", "3", "output"]
     rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / "bad.npz", "--layers", "nope")
     assert rc == 2 and "no population named 'nope'" in err and not (d / "bad.npz").exists()
+
+
+def test_verify_and_report_give_the_same_results_with_workers_and_ray(emu_build, tmp_path, monkeypatch):
+    """`verify --targets fpga` (RTL simulations sharded) and `report` are the same whatever the sharding."""
+    monkeypatch.setenv("SNNHW_FPGA_SYNTH", "0")
+    d, x = emu_build
+    np.save(tmp_path / "x.npy", x[:4, :6])
+    runs = []
+    for extra in ([], ["--workers", "2"], ["--ray", "local", "--workers", "2"]):
+        rc, out, err = run_cli("verify", d / "m.pt", "--arch", f"{d / 'net.py'}:Net", "-i", tmp_path / "x.npy",
+                               "--targets", "fpga", "--json", "--min-class-agreement", "0", *extra)
+        assert rc in (0, 1), err
+        runs.append(out)
+    assert runs[0] == runs[1] == runs[2]
+    reports = []
+    for i, extra in enumerate(([], ["--workers", "2"])):
+        rc, _, err = run_cli("report", d / "b", "-i", tmp_path / "x.npy", "-o", tmp_path / f"r{i}", *extra)
+        assert rc == 0, err
+        reports.append((tmp_path / f"r{i}" / "report.json").read_text().replace(f"r{i}", "r"))
+    assert reports[0] == reports[1]
