@@ -16,7 +16,9 @@ import copy
 import dataclasses
 import importlib.abc
 import importlib.machinery
+import multiprocessing
 import sys
+from contextlib import contextmanager
 
 PATCHED_MODULE = "lava.magma.compiler.var_model"
 
@@ -68,13 +70,36 @@ def install() -> None:
         sys.meta_path.insert(0, _Finder())
 
 
+@contextmanager
+def _fork_start_method():
+    """Lava's message infrastructure calls ``multiprocessing.set_start_method('fork')`` when it is
+    imported, which raises if this process has fixed its start method already (any use of the
+    default multiprocessing context does). Within the block that call is a no-op when the method is
+    already ``fork``; another method is refused with the reason (Lava's runtime needs fork)."""
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current is None:
+        yield
+        return
+    if current != "fork":
+        from snnhw.errors import SnnhwError
+        raise SnnhwError(f"Lava needs the 'fork' multiprocessing start method, but this process uses {current!r}; "
+                         "run the loihi target in a fresh process")
+    original = multiprocessing.set_start_method
+    multiprocessing.set_start_method = lambda method, force=False: None if method == "fork" else original(method, force)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
+
+
 def import_lava():
     """Install the shim and import the Lava modules the loihi target uses; explain a missing lava-nc."""
     install()
     try:
-        import lava.magma.core.run_configs  # noqa: F401
-        import lava.proc.dense.process  # noqa: F401
-        import lava.proc.lif.process  # noqa: F401
+        with _fork_start_method():
+            import lava.magma.core.run_configs  # noqa: F401
+            import lava.proc.dense.process  # noqa: F401
+            import lava.proc.lif.process  # noqa: F401
     except ModuleNotFoundError as exc:
         from snnhw.errors import SnnhwError
         raise SnnhwError(f"the loihi target needs lava-nc ({exc}); run `make install`") from None
