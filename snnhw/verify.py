@@ -181,13 +181,10 @@ def _import_check(float_g: Graph, float_res: RunResult, reference: tuple, x: np.
         worst = min(bad, key=lambda n: bad[n]["f1"] or 0.0)
         L = bad[worst]
         f1 = "none" if L["f1"] is None else f"{L['f1']:.4f}"
-        hint = ("; a forward called once per step that re-initializes the membranes (init_leaky() inside "
-                "forward) makes the snntorch model stateless, but it is imported as stateful: keep the state "
-                "between calls (init_hidden=True, or loop over time inside forward)"
-                if float_g.meta.get("forward") == "per_step" else "")
         detail = (f"the imported float IR does not reproduce the snntorch model: layer {worst} spike F1 {f1} "
                   f"< {th.min_import_f1} ({L['spikes_reference']} spikes in snntorch, {L['spikes']} in the IR), "
-                  f"so the deployment would compute a different network{hint}")
+                  "so the deployment would compute a different network; docs/frontend.md says how each construct "
+                  "is imported: rewrite the forward in a supported form, or report the model")
     else:
         exact = all(L["identical"] for L in layers.values())
         detail = "spike-exact in every layer" if exact else \

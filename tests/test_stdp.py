@@ -205,9 +205,10 @@ def test_fpga_refuses_plastic_synapses_at_compile_time():
     assert (q.w_min, q.w_max, q.delay) == (0, 64, 1) and q.weight.tolist() == [[26] * 3] * 2
     from snnhw.targets.loihi import netx
     assert any("learning" in p for p in netx.problems(fixed))
-    from snnhw.targets.fpga.backend import plan_for  # a loihi build handed to the fpga backend directly
+    from snnhw.targets.fpga.plan import build_plan
+    from snnhw.targets.fpga.backend import BACKEND  # a loihi build handed to the fpga backend directly
     with pytest.raises(UnsupportedError, match="plastic synapses are not supported on fpga"):
-        plan_for(fixed)
+        build_plan(fixed, BACKEND.target)
 
 
 # ----------------------------------------------------------------------------- API, build, inspect, report

@@ -266,21 +266,42 @@ class OneStep(nn.Module):
 '''
 
 
-def test_verify_fails_when_the_import_does_not_reproduce_the_snntorch_model(tmp_path):
+def test_the_one_step_model_is_imported_memoryless_and_verified(tmp_path):
     """Each call starts from zero membranes: 8 inputs x 0.05 = 0.4 < threshold, so snntorch's lif1
-    never spikes; the float IR (stateful) integrates 0.4 per step and spikes every third step."""
+    never spikes. The frontend imports such neurons memoryless, and verify's import check agrees."""
     net = arch_module(tmp_path, ONE_STEP_ARCH, "onestep").OneStep()
     with torch.no_grad():
         net.fc1.weight.fill_(0.05), net.fc1.bias.zero_(), net.fc2.weight.fill_(0.5), net.fc2.bias.zero_()
     torch.save(net.state_dict(), tmp_path / "m.pt")
     np.save(tmp_path / "x.npy", np.ones((10, 2, 8), np.float32))
-    rc, r, _ = cli_json(tmp_path / "m.pt", "--arch", f"{tmp_path / 'onestep.py'}:OneStep", "--input", tmp_path / "x.npy")
-    assert rc == 1
+    rc, r, _ = cli_json(tmp_path / "m.pt", "--arch", f"{tmp_path / 'onestep.py'}:OneStep", "--input", tmp_path / "x.npy",
+                        "--input-kind", "graded")
     check = r["checks"][0]
+    assert check["target"] == "model" and check["passed"], check
+    assert r["snntorch"]["layers"]["lif1"]["spikes_reference"] == 0
+
+
+def test_verify_fails_when_the_import_does_not_reproduce_the_snntorch_model(tmp_path):
+    """An importer that kept the membranes of the one-step model (beta 0 -> 1, what snnhw did before
+    it recognised the pattern) integrates 0.4 per step and spikes every third step, where snntorch
+    never spikes: the import check must fail, name the layer and point to the remedy."""
+    from dataclasses import replace
+    from snnhw.frontends import load_model_and_module
+    from snnhw.frontends.snntorch_reference import reference_run
+    net = arch_module(tmp_path, ONE_STEP_ARCH, "onestep").OneStep()
+    with torch.no_grad():
+        net.fc1.weight.fill_(0.05), net.fc1.bias.zero_(), net.fc2.weight.fill_(0.5), net.fc2.bias.zero_()
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    float_g, net = load_model_and_module(tmp_path / "m.pt", arch=f"{tmp_path / 'onestep.py'}:OneStep")
+    float_g.nodes = [replace(n, beta=np.ones_like(n.beta)) if n.name == "lif1" else n for n in float_g.nodes]
+    x = np.ones((10, 2, 8), np.float32)
+    report = verify(float_g, x, {"emu": CompileOptions(input_bits=8)}, Thresholds(), None,
+                    reference_run(net, float_g.meta.get("forward", "per_step"), x))
+    check = report["checks"][0]
     assert check["target"] == "model" and not check["passed"]
     assert "does not reproduce the snntorch model: layer lif1 spike F1 0.0000" in check["detail"]
-    assert "0 spikes in snntorch, 36 in the IR" in check["detail"] and "init_leaky()" in check["detail"]
-    assert r["snntorch"]["layers"]["lif1"]["spikes_reference"] == 0
+    assert "0 spikes in snntorch" in check["detail"] and "docs/frontend.md" in check["detail"]
+    assert report["exit_code"] == 1
 
 
 REFUSED_ARCH = '''
