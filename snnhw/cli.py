@@ -113,7 +113,8 @@ def compile(
     with b.atomic_dir(output) as tmp:
         save(float_g, tmp / b.FLOAT_IR)
         save(fixed, tmp / b.FIXED_IR)
-        b.write_json(tmp / "quantization.json", quantization_report(float_g, fixed, opts.calibration))
+        quant = quantization_report(float_g, fixed, opts.calibration)
+        b.write_json(tmp / "quantization.json", quant)
         backend = backend_of(tgt)
         files = [b.FLOAT_IR, b.FIXED_IR, "quantization.json"] + backend.emit(fixed, tmp)
         if mapping is not None:
@@ -127,6 +128,8 @@ def compile(
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
     for note in getattr(backend, "notes", lambda g: [])(fixed):
         out.print(f"note: {note}")
+    for warning in quant["warnings"]:  # lost precision is never silent (quantization.json lists them too)
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
 
