@@ -96,6 +96,11 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dic
                 "beta": _stats(fl.beta, np.asarray(fx.beta) / one),
                 "bias_float": _short(b_float), "bias_fixed": _short(b_fixed), "bias": _stats(b_float, b_fixed),
             }
+            if fx.rec_weight is not None:
+                big = int(np.abs(fx.rec_weight).max()) if fx.rec_weight.size else 0
+                layers[fx.name].update(rec_weight_exp=int(fx.rec_weight_exp), rec_weight_max_int=big,
+                                       rec_weight_effective_bits=big.bit_length() + 1 if big else 0,
+                                       rec_weight=_stats(fl.rec_weight, fx.rec_weight * _rec_step(fx)))
     if calibration is not None:
         _calibration(float_g, fixed_g, calibration, layers)
         warnings += [f"layer {name}: calibration predicts {k} overflow (float |{k[0]}| up to "
@@ -106,6 +111,12 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dic
                      for k, v in L["calibration"]["predicted_overflow"].items() if v]
     return {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers,
             "calibrated": calibration is not None, "warnings": warnings}
+
+
+def _rec_step(pop: LIF) -> float:
+    """Float value of one recurrent weight unit of a fixed population (its input unit times 2^e for
+    a coarser recurrent path)."""
+    return pop.format.state_scale * (1 << pop.format.input_shift) * 2.0 ** max(0, pop.rec_weight_exp)
 
 
 def _total_bias(g: Graph, pop: LIF) -> np.ndarray:
@@ -164,6 +175,13 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
             if gone:
                 lost.append(f"layer {fx.name}: {gone} of {b_float.size} neuron biases quantize to 0 (below half a "
                             f"state LSB of {fx.format.state_scale:.3g})")
+            if fx.rec_weight is not None and np.any(fl.rec_weight):
+                big = int(np.abs(fx.rec_weight).max())
+                eb = big.bit_length() + 1 if big else 0
+                why = limit.get(fx.name, "weight bits")
+                if eb < min(min_bits, wb):
+                    lost.append(f"layer {fx.name}: recurrent weights keep {eb} effective bits of {wb} (largest "
+                                f"integer {big}; the {why} sets the step); {REMEDY[why]}")
             thr = np.asarray(fx.threshold) * fx.format.state_scale
             rel = float(np.max(np.abs(thr - fl.threshold) / fl.threshold))
             if rel > THRESHOLD_REL_ERROR:
@@ -186,11 +204,13 @@ def _can_fire(g: Graph, pop: LIF, x_max: float, margin: float = 1.0) -> np.ndarr
     """Per neuron (flat), whether any input could ever bring its membrane above ``margin`` times its
     threshold: an upper bound of the drive per step (positive weights times the largest input,
     positive biases), summed over infinitely many steps through the decays (overflow aside)."""
-    drive = _drive(g, pop.input, x_max)[0].reshape(-1)
+    e = pop.rec_weight_exp
+    drive = np.broadcast_to(_drive(g, pop.input, x_max)[0], pop.shape).reshape(-1) * 2.0 ** max(0, -e)
     if pop.rec_weight is not None:
-        drive = drive + np.maximum(pop.rec_weight, 0).astype(np.float64).sum(axis=1)
+        rec = np.maximum(pop.rec_weight, 0).astype(np.float64).sum(axis=1)
         if pop.rec_bias is not None:
-            drive = drive + np.maximum(np.asarray(pop.rec_bias, np.float64), 0)
+            rec = rec + np.maximum(np.asarray(pop.rec_bias, np.float64), 0)
+        drive = drive + rec * 2.0 ** max(0, e)
     one, gain = 1.0, 1.0
     if g.kind == "fixed":
         one, gain = float(1 << pop.format.decay_bits), float(1 << pop.format.input_shift)

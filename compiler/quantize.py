@@ -32,6 +32,7 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d
+from snnhw.ir.nodes import MAX_SYNAPSE_EXP
 from snnhw.targets.description import TargetDescription
 
 MIN_WEIGHT_BITS = 4  # effective bits (sign included) a weight matrix keeps at least; fewer is warned
@@ -89,7 +90,8 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     warnings: list[str] = []
 
     in_scale = input_scale(input_max, input_bits)
-    out_exp, full, limit = _exponents(g, num, wb, in_scale, ranges)
+    split = target.features.synapse_exponent
+    out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
     if input_bits > 1:
         coarse = _input_coarsening(g, in_scale, input_max, wb, out_exp, full)
         if coarse:
@@ -98,9 +100,16 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
                             f"2^{int(math.log2(in_scale)) + coarse}) so that the first layer keeps its weight bits "
                             f"(the {limit[_first_synapse(g)]} limits the step); pass --input-bits {kept} to say so")
             in_scale *= 2.0 ** coarse
-            out_exp, full, limit = _exponents(g, num, wb, in_scale, ranges)
+            split = target.features.synapse_exponent
+    out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
     scale = _scales(g, in_scale, out_exp)
     folded = _folded_biases(g)
+    for name, k in rec_exp.items():
+        e = out_exp[g.feeding_synapse(g.node(name).input)[0].name] - k
+        if e > 0 and not ranges:
+            warnings.append(f"layer {name}: its recurrent weights use a 2^{e} times coarser step than its feed-forward "
+                            "weights, so its state unit is finer than the recurrent input; without calibration data "
+                            "the state range is not checked against it: pass --calib")
 
     nodes = []
     for n in g.nodes:
@@ -119,7 +128,9 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         elif isinstance(n, LIF):
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
-            nodes.append(_quantize_pop(n, scale[n.input], num, wmax, not np.any(n.alpha), extra))
+            syn_exp = out_exp[g.feeding_synapse(n.input)[0].name] if n.name in rec_exp else 0
+            e = syn_exp - rec_exp[n.name] if n.name in rec_exp else 0
+            nodes.append(_quantize_pop(n, scale[n.input], num, wmax, not np.any(n.alpha), extra, e))
     fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=dict(g.meta, weight_bits=str(wb)))
     fixed.validate()
     from snnhw.compiler.quant_report import information_problems
@@ -135,10 +146,13 @@ def _first_synapse(g: Graph) -> str:
     return next(n.name for n in g.nodes if isinstance(n, (Dense, Conv2d)))
 
 
-def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None):
-    """Per synapse: the chosen step exponent, the exponent its weight bits alone allow, and what
-    limits the step (``weight bits``, ``threshold range``, ``bias range``, ``recurrent weights``,
-    ``calibrated state range``)."""
+def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, split: bool):
+    """Step exponents: per synapse the chosen one (``out_exp``) and the one its weight bits alone
+    allow (``full``); per recurrent population its recurrent weights' exponent (``rec_exp``, in the
+    same terms: the recurrent step is 2^-rec_exp times any average-pooling factor); and what limits
+    each (``limit``: ``weight bits``, ``threshold range``, ``bias range``, ``recurrent weights``,
+    ``calibrated state range``). split: the target keeps the recurrent and feed-forward steps apart
+    (``features.synapse_exponent``); otherwise both paths share one step."""
     wmax = (1 << (wb - 1)) - 1
     out_exp = {n.name: _exp_for(0.0, wmax) for n in g.nodes if isinstance(n, (Dense, Conv2d))}
     scale = _scales(g, in_scale, out_exp)
@@ -148,18 +162,34 @@ def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None):
             scale = _scales(g, in_scale, out_exp)
     full = dict(out_exp)
     limit = {k: "weight bits" for k in out_exp}
-    for pop in g.neurons:  # threshold range and recurrent weights of the population fed
+    rec_exp = {}
+    for pop in g.neurons:  # the population's unit: threshold, bias and calibrated state ranges
         syn, factor = g.feeding_synapse(pop.input)
         if syn is None:
             continue
-        for k, why in _pop_exps(pop, syn, factor, num, wmax):
-            if k < out_exp[syn.name]:
-                out_exp[syn.name], limit[syn.name] = k, why
-        k = _range_exp(ranges.get(pop.name) if ranges else None, factor, num)
-        k = max(k, full[syn.name] - max(0, wb - MIN_WEIGHT_BITS))  # never below MIN_WEIGHT_BITS for a range
-        if k < out_exp[syn.name]:
-            out_exp[syn.name], limit[syn.name] = k, "calibrated state range"
-    return out_exp, full, limit
+        k_pop, why = min(_pop_exps(pop, syn, factor, num), key=lambda kw: kw[0])
+        k_rec = None
+        if pop.rec_weight is not None and pop.rec_weight.size:
+            k_rec = _exp_for(float(np.abs(pop.rec_weight).max()) / factor, wmax)
+            limit[pop.name] = "weight bits"
+        finest = min(full[syn.name], k_rec if k_rec is not None else full[syn.name])
+        if ranges:
+            k_range = _range_exp(ranges.get(pop.name), factor, num)
+            k_range = max(k_range, finest - max(0, wb - MIN_WEIGHT_BITS))  # never below MIN_WEIGHT_BITS for a range
+            if k_range < k_pop:
+                k_pop, why = k_range, "calibrated state range"
+        if k_rec is not None and not split and k_rec < min(k_pop, out_exp[syn.name]):
+            k_pop, why = k_rec, "recurrent weights"
+        if k_pop < out_exp[syn.name]:
+            out_exp[syn.name], limit[syn.name] = k_pop, why
+        if k_rec is not None:
+            rec_exp[pop.name] = out_exp[syn.name]
+            if split:
+                rec_exp[pop.name] = min(k_rec, k_pop, out_exp[syn.name] + MAX_SYNAPSE_EXP)
+                out_exp[syn.name] = min(out_exp[syn.name], rec_exp[pop.name] + MAX_SYNAPSE_EXP)
+                if k_pop < k_rec:
+                    limit[pop.name] = why
+    return out_exp, full, limit, rec_exp
 
 
 def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_exp: dict, full: dict) -> int:
@@ -214,9 +244,9 @@ def _bias_of(syn, pop: LIF) -> np.ndarray:
     return np.broadcast_to(b.reshape(-1, 1, 1) if isinstance(syn, Conv2d) else b, pop.shape)
 
 
-def _pop_exps(pop: LIF, syn, factor: float, num, wmax):
-    """Largest synapse exponents keeping ``pop``'s threshold, total bias and recurrent weights in
-    range, each with its name."""
+def _pop_exps(pop: LIF, syn, factor: float, num):
+    """Largest exponents of ``pop``'s input unit keeping its threshold and total bias in range, each
+    with its name."""
     shift = 1 << num.input_shift
     yield _exp_for(float(np.max(pop.threshold)) * shift / factor, num.threshold_max), "threshold range"
     bias = float(np.abs(pop.bias).max()) / factor
@@ -225,8 +255,6 @@ def _pop_exps(pop: LIF, syn, factor: float, num, wmax):
     if pop.rec_bias is not None:
         bias += float(np.abs(pop.rec_bias).max()) / factor
     yield _exp_for(bias * shift, num.bias_max), "bias range"
-    if pop.rec_weight is not None and pop.rec_weight.size:
-        yield _exp_for(float(np.abs(pop.rec_weight).max()) / factor, wmax), "recurrent weights"
 
 
 def _range_exp(r: dict | None, factor: float, num) -> int:
@@ -238,10 +266,14 @@ def _range_exp(r: dict | None, factor: float, num) -> int:
                _exp_for(r["max_abs_voltage"] * shift / factor, (1 << (num.voltage.bits - 1)) - 1))
 
 
-def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: np.ndarray | None) -> LIF:
-    """The fixed population. fold: biases of its synapses move into its own bias (alpha = 0);
-    ``synapse_bias`` (float, per neuron) is the folded bias of its feed-forward synapse."""
-    state = in_scale / (1 << num.input_shift)
+def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: np.ndarray | None,
+                  e: int) -> LIF:
+    """The fixed population. in_scale: float value of one unit of its feed-forward input; fold: biases
+    of its synapses move into its own bias (alpha = 0); ``synapse_bias`` (float, per neuron) is the
+    folded bias of its feed-forward synapse; e: the recurrent step is 2^e times the feed-forward one
+    (the finer of the two is the population's input unit)."""
+    rec_scale = in_scale * 2.0 ** e
+    state = min(in_scale, rec_scale) / (1 << num.input_shift)
     g = 1 << num.threshold_lsb_bits
     thr = np.asarray(np.maximum(_round(n.threshold / (state * g)), 1) * g, dtype=np.int64)
     one = 1 << num.decay_bits
@@ -249,15 +281,15 @@ def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: 
     bias = np.asarray(n.bias, np.float64)
     rec_w = rec_b = rec_acc = None
     if n.rec_weight is not None:
-        rec_w = _round_weights(n.rec_weight, 1.0 / in_scale, wmax.bit_length() + 1)
+        rec_w = _round_weights(n.rec_weight, 1.0 / rec_scale, wmax.bit_length() + 1)
         if n.rec_bias is not None and fold:
             bias = bias + np.asarray(n.rec_bias, np.float64).reshape(n.shape)
         elif n.rec_bias is not None:
-            rec_b = _round(n.rec_bias / in_scale)
+            rec_b = _round(n.rec_bias / rec_scale)
         rec_acc = num.accumulator
     if synapse_bias is not None:
         bias = bias + synapse_bias
     lsb = 1 << num.bias_lsb_bits
     return replace(n, alpha=_round(n.alpha * one), beta=_round(n.beta * one), threshold=thr,
                    bias=np.asarray(_round(bias / (state * lsb)) * lsb), rec_weight=rec_w, rec_bias=rec_b,
-                   rec_acc=rec_acc, format=fmt)
+                   rec_acc=rec_acc, format=fmt, rec_weight_exp=int(e))

@@ -48,7 +48,11 @@ class Numerics:
 
 @dataclass(frozen=True)
 class Features:
-    """Which IR features the target runs."""
+    """Which IR features the target runs.
+
+    synapse_exponent: a population's recurrent and feed-forward sums may have different power-of-two
+    weight steps (``LIF.rec_weight_exp``); per-channel exponents exist on no target.
+    """
 
     reset_modes: tuple
     reset_timings: tuple
@@ -58,6 +62,7 @@ class Features:
     recurrent: bool
     conv: bool
     pooling: bool
+    synapse_exponent: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             reset_modes=tuple(f["reset_modes"]), reset_timings=tuple(f["reset_timings"]),
             per_neuron_decay=bool(f["per_neuron_decay"]), per_neuron_threshold=bool(f["per_neuron_threshold"]),
             current_bias=bool(f["current_bias"]), recurrent=bool(f["recurrent"]),
-            conv=bool(f["conv"]), pooling=bool(f["pooling"]))
+            conv=bool(f["conv"]), pooling=bool(f["pooling"]),
+            synapse_exponent=bool(f.get("synapse_exponent", False)))
         chip = None
         if "chip" in data:
             c = data["chip"]

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import run_cli
 
-from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Dense, Graph, Input
+from snnhw.compiler.legalize import legalize
+from snnhw.errors import InvalidFileError, SnnhwError, UnsupportedError
+from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat, StateFormat
+from snnhw.ir.onnx_io import from_onnx, to_onnx
 from snnhw.compiler.pipeline import CompileOptions, compile_graph
 from snnhw.compiler.quant_report import quantization_report
 from snnhw.frontends import load_model
@@ -150,3 +153,109 @@ def test_compile_prints_the_warnings_and_lists_biases(tmp_path):
     assert q["layers"]["fc"]["bias_float"] == pytest.approx([0.002, 0.002])
     assert q["layers"]["fc"]["bias_fixed"] == [0.0, 0.0]
     assert q["layers"]["lif"]["bias_fixed"] == [0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- synapse exponent (issue 14.0)
+ACC = StateFormat(32, "saturate")
+
+
+def _rec_neuron(e, thr, w_rec=1, rec_bias=None, shift=0, n=1, w=None, bias=None):
+    """Graded input -> Dense -> LIF with a recurrent dense and synapse exponent ``e`` (fixed IR);
+    no leak (beta = 4096), zero/immediate reset, input_shift ``shift``."""
+    fmt = NeuronFormat(12, "toward_zero", shift, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
+    w = np.eye(n, dtype=np.int64) if w is None else w
+    rec = np.full((n, n), w_rec, np.int64) if np.ndim(w_rec) == 0 else w_rec
+    return Graph([Input("in", (w.shape[1],), 8, 1.0), Dense("d", "in", w, bias, 0, ACC),
+                  LIF("n", "d", (n,), np.array(0), np.array(4096), np.array(thr), np.array(0), "zero", "immediate",
+                      rec_weight=rec, rec_bias=rec_bias, rec_acc=ACC, format=fmt, rec_weight_exp=e)],
+                 kind="fixed").validate()
+
+
+def _trace1(g, inputs):
+    r = run(g, np.array(inputs, np.float32).reshape(-1, 1, 1), record_state=True)
+    return r.spikes["n"][:, 0, 0].tolist(), r.voltage["n"][:, 0, 0].tolist()
+
+
+def test_recurrent_exponent_traces_by_hand():
+    # e = 2: a + (r << 2); input 3 per step, self-weight 1, threshold 10
+    # v: 3, 6, 9, 12>10 spike -> 0, then 3 + (1 << 2) = 7, 10 (not > 10), 13 spike -> 0, 7
+    assert _trace1(_rec_neuron(2, 10), [3] * 8) == ([0, 0, 0, 1, 0, 0, 1, 0], [3, 6, 9, 0, 7, 10, 0, 7])
+    # e = -2: (a << 2) + r; threshold 40: 12, 24, 36, 48 spike -> 0, 12 + 1 = 13, 25, 37, 49 spike -> 0
+    assert _trace1(_rec_neuron(-2, 40), [3] * 8) == ([0, 0, 0, 1, 0, 0, 0, 1], [12, 24, 36, 0, 13, 25, 37, 0])
+    # e = 0 is the plain sum: 3 + 1 = 4 after the first spike
+    assert _trace1(_rec_neuron(0, 10), [3] * 5)[1] == [3, 6, 9, 0, 4]
+    # the recurrent bias travels with the recurrent sum: r = 1*s + 1, shifted by 2, then << input_shift 1
+    s, v = _trace1(_rec_neuron(2, 100, rec_bias=np.array([1]), shift=1), [3] * 3)
+    assert v == [(3 + 4) * 2, 28, 42]
+
+
+@pytest.mark.parametrize("e", [3, -2])
+def test_recurrent_exponent_equals_prescaled_weights(e):
+    """Differential: the exponent path of the emulator against the plain path on weights multiplied
+    by 2^|e| up front (the same integers, computed without the shift)."""
+    rng = np.random.default_rng(abs(e))
+    n, m = 12, 6
+    w = rng.integers(-20, 21, (n, m))
+    rec = rng.integers(-15, 16, (n, n))
+    bias, rec_bias = rng.integers(-5, 6, n), rng.integers(-3, 4, n)
+    with_exp = _rec_neuron(e, 300, rec, rec_bias, shift=2, n=n, w=w, bias=bias)
+    k = 1 << abs(e)
+    plain = _rec_neuron(0, 300, rec * k if e > 0 else rec, rec_bias * k if e > 0 else rec_bias, shift=2, n=n,
+                        w=w * k if e < 0 else w, bias=bias * k if e < 0 else bias)
+    x = rng.integers(-40, 41, (30, 4, m)).astype(np.float32)
+    a, b = run(with_exp, x, record_state=True), run(plain, x, record_state=True)
+    assert a.spikes["n"].sum() > 10
+    assert np.array_equal(a.spikes["n"], b.spikes["n"]) and np.array_equal(a.voltage["n"], b.voltage["n"])
+    # the graph's synapse-bias helper shifts each bias with its path
+    assert np.array_equal(with_exp.synapse_bias(with_exp.node("n")), plain.synapse_bias(plain.node("n")))
+
+
+def test_recurrent_exponent_in_the_ir_file_and_its_validation():
+    g = _rec_neuron(5, 10)
+    assert from_onnx(to_onnx(g)).node("n").rec_weight_exp == 5
+    plain = to_onnx(_rec_neuron(0, 10))
+    assert not any(a.name == "rec_weight_exp" for a in plain.graph.node[-1].attribute)  # old files unchanged
+    with pytest.raises(InvalidFileError, match="rec_weight_exp 17 outside -16..16"):
+        _rec_neuron(17, 10)
+    with pytest.raises(InvalidFileError, match="needs a fixed IR population with recurrent weights"):
+        replace(_net(), nodes=[*_net().nodes[:2], replace(_net().nodes[2], rec_weight_exp=1)]).validate()
+
+
+@pytest.mark.parametrize("target", ["loihi", "fpga"])
+def test_targets_without_synapse_exponents_refuse_one(target):
+    t = load(target)
+    assert not t.features.synapse_exponent and load("emu").features.synapse_exponent
+    g = _rec_neuron(3, 64)
+    with pytest.raises(UnsupportedError, match=f"layer n: .*rec_weight_exp.* is not supported on {target}"):
+        legalize(g, t)
+
+
+def _digits_rleaky(digits_model, rec_std=0.1):
+    """The digits MLP (analog input) with an all-to-all recurrent dense on its hidden layer whose
+    weights are much larger than the input weights times the pixel scale (the tutorial's RLeaky)."""
+    g = load_model(digits_model["pt"], arch=digits_model["arch"])
+    g.node("lif1").rec_weight = np.random.default_rng(0).normal(0, rec_std, (100, 100)).astype(np.float32)
+    return g.validate()
+
+
+def test_recurrent_and_input_weights_keep_their_own_scales(digits_model):
+    g = _digits_rleaky(digits_model)
+    x = np.load(digits_model["x"])
+    emu = load("emu")
+    f = compile_graph(g, emu, CompileOptions(input_bits=8, input_max=1.0, calibration=x))
+    lif1 = f.node("lif1")
+    assert lif1.rec_weight_exp > 0
+    assert np.abs(f.node("fc1").weight).max() >= 32 and np.abs(lif1.rec_weight).max() >= 64
+    rep = quantization_report(g, f, x)
+    assert rep["layers"]["lif1"]["rec_weight"]["max_rel_error"] < 0.01
+    assert rep["layers"]["lif1"]["rec_weight_exp"] == lif1.rec_weight_exp
+    # one shared step (a target without synapse exponents): the input gives up bits, said so
+    shared = replace(emu, features=replace(emu.features, synapse_exponent=False))
+    s = compile_graph(g, shared, CompileOptions(input_bits=8, input_max=1.0, calibration=x))
+    assert s.node("lif1").rec_weight_exp == 0
+    assert s.input.scale > f.input.scale
+    assert any(w.startswith("input: graded input keeps") and "recurrent weights" in w for w in _warnings(s))
+    # the float IR, the exponent build and the shared build on the same digits: spike agreement of lif1
+    ref = run(g, x).spikes["lif1"]
+    match = lambda fixed: float((run(fixed, x).spikes["lif1"] == ref).mean())
+    assert match(f) > match(s)
