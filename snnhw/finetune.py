@@ -110,7 +110,7 @@ def _delay(y: torch.Tensor, d: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- parameters
-def _param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
+def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     """Per node, its fixed-point parameters as float64 tensors: the compiler's integers in the
     forward pass, with straight-through gradients to the module's float parameters."""
     scale = signal_scales(float_g, fixed_g)
@@ -160,7 +160,7 @@ def _t(a) -> torch.Tensor:
 def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> dict:
     """Spikes ``{population: [T, B, *shape]}`` (float64 0/1 tensors) of fixed IR ``fixed_g`` on input
     ``x`` ``[T, B, *shape]`` (user values: quantized as the Input node says), computed in torch.
-    params: per node its parameter tensors (:func:`_param_tensors`, for gradients); default: the
+    params: per node its parameter tensors (:func:`param_tensors`, for gradients); default: the
     graph's integers."""
     if fixed_g.kind != "fixed":
         raise SnnhwError("fixed_forward needs a fixed-point IR")
@@ -332,7 +332,7 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
         t0, losses = time.perf_counter(), []
         for i, (xb, yb) in enumerate(_batches(data, batch_size, gen)):
             float_g, fixed_g = deployment(net, input_shape, target, options)
-            params = _param_tensors(net, float_g, fixed_g)
+            params = param_tensors(net, float_g, fixed_g)
             out = fixed_forward(fixed_g, _padded(fixed_g, xb), params)[fixed_g.output.name]
             loss = F.cross_entropy(out.sum(0).reshape(out.shape[1], -1), torch.as_tensor(yb, dtype=torch.long))
             opt.zero_grad()

@@ -11,7 +11,7 @@ from conftest import ROOT, run_cli
 from torch import nn
 
 from snnhw.compiler.pipeline import CompileOptions
-from snnhw.finetune import _param_tensors, deployment, finetune, fixed_forward
+from snnhw.finetune import param_tensors, deployment, finetune, fixed_forward
 from snnhw.targets import load
 from snnhw.targets.emu.emulator import run
 
@@ -95,7 +95,7 @@ def test_torch_fixed_forward_equals_the_emulator_recurrent(target, reset, delay)
     ref = run(fixed, xp).spikes
     assert all(s.sum() > 0 for s in ref.values())
     _same(fixed_forward(fixed, xp), ref)
-    params = _param_tensors(net, float_g, fixed)
+    params = param_tensors(net, float_g, fixed)
     out = fixed_forward(fixed, xp, params)
     _same(out, ref)
     out[fixed.output.name].sum().backward()  # gradients reach every trained float parameter
@@ -111,7 +111,7 @@ def test_torch_fixed_forward_equals_the_emulator_conv_pool():
                                                                            weight_bits=5))
     ref = run(fixed, x).spikes
     assert all(s.sum() > 0 for s in ref.values())
-    _same(fixed_forward(fixed, x, _param_tensors(net, float_g, fixed)), ref)
+    _same(fixed_forward(fixed, x, param_tensors(net, float_g, fixed)), ref)
 
 
 def _tiny_digits(n=48, steps=8):
