@@ -100,8 +100,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
                             f"2^{int(math.log2(in_scale)) + coarse}) so that the first layer keeps its weight bits "
                             f"(the {limit[_first_synapse(g)]} limits the step); pass --input-bits {kept} to say so")
             in_scale *= 2.0 ** coarse
-            split = target.features.synapse_exponent
-    out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
+            out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
     scale = _scales(g, in_scale, out_exp)
     folded = _folded_biases(g)
     for name, k in rec_exp.items():
@@ -128,8 +127,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         elif isinstance(n, LIF):
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
-            syn_exp = out_exp[g.feeding_synapse(n.input)[0].name] if n.name in rec_exp else 0
-            e = syn_exp - rec_exp[n.name] if n.name in rec_exp else 0
+            e = out_exp[g.feeding_synapse(n.input)[0].name] - rec_exp[n.name] if n.name in rec_exp else 0
             nodes.append(_quantize_pop(n, scale[n.input], num, wmax, not np.any(n.alpha), extra, e))
     fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=dict(g.meta, weight_bits=str(wb)))
     fixed.validate()
@@ -142,8 +140,8 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     return fixed
 
 
-def _first_synapse(g: Graph) -> str:
-    return next(n.name for n in g.nodes if isinstance(n, (Dense, Conv2d)))
+def _first_synapse(g: Graph) -> str | None:
+    return next((n.name for n in g.nodes if isinstance(n, (Dense, Conv2d))), None)
 
 
 def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, split: bool):
@@ -197,6 +195,8 @@ def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_
     deficit is shared so input and weights end with about the same effective bits, the input keeping
     at least MIN_INPUT_BITS."""
     name = _first_synapse(g)
+    if name is None:
+        return 0
     src = g.node(g.node(name).input)
     while isinstance(src, Flatten):
         src = g.node(src.input)
