@@ -1,7 +1,7 @@
 """Fine-tuning on the digits MLP (examples/digits_mlp.py): float accuracy, deployed accuracy on the
 emulator at 8-bit and 4-bit weights before and after `snnhw.finetune`, and the training time.
 
-    python benchmarks/finetune_digits.py [--epochs 3] [--train-epochs 15]
+    python benchmarks/finetune_digits.py [--epochs 3] [--train-epochs 15] [--lr 1e-3] [--bits 8,4]
 
 Accuracies are on the 450 held-out test digits; fine-tuning uses the 1347 training digits.
 """
@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
     ap.add_argument("--train-epochs", type=int, default=15, help="float training epochs (as the example)")
     ap.add_argument("--target", default="emu")
+    ap.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate")
+    ap.add_argument("--bits", default="8,4", help="weight widths to measure, e.g. 8,4")
     args = ap.parse_args()
     torch.manual_seed(0)
     base = digits_mlp.train(epochs=args.train_epochs)
@@ -38,13 +40,13 @@ def main() -> None:
     tgt = load(args.target)
     print("| weights | float | deployed before | deployed after | fine-tuning time |")
     print("|---|---|---|---|---|")
-    for bits in (8, 4):
+    for bits in (int(b) for b in args.bits.split(",")):
         net = digits_mlp.Net()
         net.load_state_dict(base.state_dict())
         opts = CompileOptions(input_bits=8, input_max=1.0, weight_bits=bits)
         before = deployed_accuracy(deployment(net, (64,), tgt, opts)[1], xt, y_test)
         t0 = time.perf_counter()
-        finetune(net, (x, y_train), tgt, opts, (64,), epochs=args.epochs, seed=0)
+        finetune(net, (x, y_train), tgt, opts, (64,), epochs=args.epochs, seed=0, lr=args.lr)
         seconds = time.perf_counter() - t0
         after = deployed_accuracy(deployment(net, (64,), tgt, opts)[1], xt, y_test)
         print(f"| {bits}-bit | {float_acc:.4f} | {before:.4f} | {after:.4f} | {seconds:.0f} s ({args.epochs} epochs) |",

@@ -15,7 +15,7 @@ Scales (float value of one integer unit) are tracked along the graph:
 * a population's state LSB is ``S / 2^input_shift`` for its input scale S; thresholds and biases
   are rounded in those units (thresholds to multiples of 2^threshold_lsb_bits); decays become
   integers in units of 2^-decay_bits. A population without current decay (alpha = 0) takes the
-  biases of its synapses into its own bias (exactly the same sum, 2^input_shift times finer).
+  biases of its Dense and recurrent synapses into its own bias (exactly the same sum, 2^input_shift times finer).
 
 Never silent: every weight matrix keeping fewer than ``MIN_WEIGHT_BITS`` effective bits, every bias
 that vanishes, every coarsened input is a warning (``Graph.meta['quantization_warnings']``, a JSON
@@ -227,21 +227,21 @@ def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:
 
 
 def _folded_biases(g: Graph) -> set:
-    """Synapses whose bias moves into the population they feed directly: without current decay
+    """Dense synapses whose bias moves into the population they feed directly: without current decay
     (alpha = 0) ``u = a``, so ``W x + b`` then ``v += u + bias`` equals ``W x`` then ``v += u + (b + bias)``,
-    and the population's bias has 2^input_shift finer units than the synapse's."""
+    and the population's bias has 2^input_shift finer units than the synapse's. (Conv biases stay
+    per channel in the synapse: the fpga planner takes per-neuron parameters of 1-D populations only.)"""
     out = set()
     for pop in g.neurons:  # (a recurrent bias moves the same way: see _quantize_pop)
         src = g.node(pop.input)
-        if isinstance(src, (Dense, Conv2d)) and src.bias is not None and not np.any(pop.alpha):
+        if isinstance(src, Dense) and src.bias is not None and not np.any(pop.alpha):
             out.add(src.name)
     return out
 
 
-def _bias_of(syn, pop: LIF) -> np.ndarray:
-    """A synapse's float bias per neuron of the population it feeds."""
-    b = np.asarray(syn.bias, np.float64)
-    return np.broadcast_to(b.reshape(-1, 1, 1) if isinstance(syn, Conv2d) else b, pop.shape)
+def _bias_of(syn: Dense, pop: LIF) -> np.ndarray:
+    """A Dense synapse's float bias per neuron of the population it feeds."""
+    return np.broadcast_to(np.asarray(syn.bias, np.float64), pop.shape)
 
 
 def _pop_exps(pop: LIF, syn, factor: float, num):
