@@ -405,7 +405,7 @@ def finetune(
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     epochs: int = typer.Option(5, help="passes over the training data"),
     seed: int = typer.Option(0, help="seed of the shuffling (same seed, same result)"),
-    lr: float = typer.Option(1e-3, help="Adam learning rate"),
+    lr: float = typer.Option(2e-3, help="Adam learning rate"),
     batch_size: int = typer.Option(64, help="samples per step"),
     trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
 ):

@@ -302,7 +302,7 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
 
 
 def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOptions,
-             input_shape: tuple, epochs: int = 5, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
+             input_shape: tuple, epochs: int = 5, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
              on_epoch: Callable[[EpochStats], None] | None = None,
              on_batch: Callable[[int, float], None] | None = None) -> FinetuneResult:
     """Fine-tune ``net`` in place with ``target``'s fixed-point forward in the loop.
