@@ -34,6 +34,10 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
                            "threshold per layer")
             if n.rec_weight is not None and not f.recurrent:
                 out.append(f"layer {n.name}: recurrent connections are not supported on {t.name}")
+            if n.rec_weight_exp and not f.synapse_exponent:
+                out.append(f"layer {n.name}: a recurrent weight step 2^{n.rec_weight_exp} times the feed-forward one "
+                           f"(rec_weight_exp) is not supported on {t.name}; compile the float model for {t.name} "
+                           "(its quantizer then gives both paths one step)")
             src = g.node(n.input)
             has_bias = (getattr(src, "bias", None) is not None and np.any(src.bias)) or \
                 (n.rec_bias is not None and np.any(n.rec_bias))

@@ -2,18 +2,29 @@
 
 Scales (float value of one integer unit) are tracked along the graph:
 * the input: binary spikes have scale 1; graded input gets 2^-k, the largest k with
-  max|x| * 2^k <= 2^(input_bits-1) - 1 (max|x| from calibration data, 1.0 without);
+  max|x| * 2^k <= 2^(input_bits-1) - 1 (max|x| from calibration data, 1.0 without), coarsened when
+  the first synapse would otherwise lose weight bits (below);
 * spikes leaving a population have scale 1; average pooling becomes sum pooling and divides the
   scale by the window size; flatten keeps it;
 * a Dense/Conv quantizes its *effective* weights ``W * s_in`` with step 2^-k, the largest k that
-  keeps every weight within the target's weight bits (and, for the population it feeds, the
-  threshold within ``threshold_max``); its output scale is 2^-k;
+  keeps every weight within the target's weight bits and, for the population it feeds, the
+  threshold within ``threshold_max``, the total bias within ``bias_max`` and the recurrent weights
+  within the weight bits; with calibration data also the largest |u|, |v| inside the registers, but
+  never at the cost of more than ``weight_bits - MIN_WEIGHT_BITS`` weight bits (beyond that the
+  predicted overflow is reported instead);
 * a population's state LSB is ``S / 2^input_shift`` for its input scale S; thresholds and biases
   are rounded in those units (thresholds to multiples of 2^threshold_lsb_bits); decays become
-  integers in units of 2^-decay_bits.
+  integers in units of 2^-decay_bits. A population without current decay (alpha = 0) takes the
+  biases of its Dense and recurrent synapses into its own bias (exactly the same sum, 2^input_shift times finer).
+
+Never silent: every weight matrix keeping fewer than ``MIN_WEIGHT_BITS`` effective bits, every bias
+that vanishes, every coarsened input is a warning (``Graph.meta['quantization_warnings']``, a JSON
+list, shown by ``snnhw compile`` and in quantization.json); a layer that quantization leaves dead
+(every weight 0, or a threshold no input can reach) is refused with the reason and a remedy.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -21,7 +32,12 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, PlasticDense, Pool2d
+from snnhw.ir.nodes import MAX_SYNAPSE_EXP
 from snnhw.targets.description import TargetDescription
+
+MIN_WEIGHT_BITS = 4  # effective bits (sign included) a weight matrix keeps at least; fewer is warned
+MIN_INPUT_BITS = 4   # effective bits graded input keeps at least when traded for weight bits
+WARNINGS = "quantization_warnings"
 
 
 def _exp_for(max_abs: float, limit: float) -> int:
@@ -41,6 +57,11 @@ def _round_weights(w: np.ndarray, factor: float, bits: int) -> np.ndarray:
     q = np.multiply(w, np.float32(factor), dtype=np.float32)
     np.rint(q, out=q)
     return q.astype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
+
+
+def effective_bits(max_int: int) -> int:
+    """Signed bits a value of magnitude ``max_int`` uses (0 for 0)."""
+    return int(max_int).bit_length() + 1 if max_int else 0
 
 
 def input_scale(x_max: float, bits: int) -> float:
@@ -66,22 +87,28 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     if wb > num.weight_bits or wb < 2:
         raise SnnhwError(f"--weight-bits {wb}: target {target.name} supports 2..{num.weight_bits}")
     wmax = (1 << (wb - 1)) - 1
-    consumers = {}
-    for n in g.nodes[1:]:
-        consumers.setdefault(n.input, []).append(n)
+    warnings: list[str] = []
 
-    out_exp = {n.name: _exp_for(0.0, wmax) for n in g.nodes if isinstance(n, (Dense, Conv2d))}
-    scale = _scales(g, input_scale(input_max, input_bits), out_exp)
-    for n in g.nodes:  # weight bits: in order, since a synapse's input scale is fixed upstream
-        if isinstance(n, (Dense, Conv2d)):
-            out_exp[n.name] = _exp_for(_weight_span(n) * scale[n.input], wmax)
-            scale = _scales(g, scale[g.input.name], out_exp)
-    for pop in g.neurons:  # threshold range and recurrent weights of the population fed
-        syn, factor = g.feeding_synapse(pop.input)
-        if syn is not None:
-            out_exp[syn.name] = min(out_exp[syn.name], _pop_exp(pop, syn, factor, num, wmax),
-                                    _range_exp(ranges.get(pop.name) if ranges else None, factor, num))
-    scale = _scales(g, scale[g.input.name], out_exp)
+    in_scale = input_scale(input_max, input_bits)
+    split = target.features.synapse_exponent
+    out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
+    if input_bits > 1:
+        coarse = _input_coarsening(g, in_scale, input_max, wb, out_exp, full)
+        if coarse:
+            kept = effective_bits(round(input_max / in_scale)) - coarse
+            warnings.append(f"input: graded input keeps {kept} of its {input_bits} bits (scale "
+                            f"2^{int(math.log2(in_scale)) + coarse}) so that the first layer keeps its weight bits "
+                            f"(the {limit[_first_synapse(g)]} limits the step); pass --input-bits {kept} to say so")
+            in_scale *= 2.0 ** coarse
+            out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
+    scale = _scales(g, in_scale, out_exp)
+    folded = _folded_biases(g)
+    for name, k in rec_exp.items():
+        e = out_exp[g.feeding_synapse(g.node(name).input)[0].name] - k
+        if e > 0 and not ranges:
+            warnings.append(f"layer {name}: its recurrent weights use a 2^{e} times coarser step than its feed-forward "
+                            "weights, so its state unit is finer than the recurrent input; without calibration data "
+                            "the state range is not checked against it: pass --calib")
 
     nodes = []
     for n in g.nodes:
@@ -90,7 +117,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         elif isinstance(n, (Dense, Conv2d)):
             step = 2.0 ** -out_exp[n.name]
             w = _round_weights(n.weight, scale[n.input] / step, wb)
-            b = None if n.bias is None else _round(n.bias / step)
+            b = None if n.bias is None or n.name in folded else _round(n.bias / step)
             acc = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
             nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc, **_bounds(n, scale[n.input] / step)))
         elif isinstance(n, Pool2d):
@@ -98,9 +125,88 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         elif isinstance(n, Flatten):
             nodes.append(n)
         elif isinstance(n, LIF):
-            nodes.append(_quantize_pop(n, scale[n.input], num, wmax))
-    meta = dict(g.meta, weight_bits=str(wb))
-    return Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=meta).validate()
+            syn = g.node(n.input)
+            extra = _bias_of(syn, n) if syn.name in folded else None
+            e = out_exp[g.feeding_synapse(n.input)[0].name] - rec_exp[n.name] if n.name in rec_exp else 0
+            nodes.append(_quantize_pop(n, scale[n.input], num, wmax, not np.any(n.alpha), extra, e))
+    fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=dict(g.meta, weight_bits=str(wb)))
+    fixed.validate()
+    from snnhw.compiler.quant_report import information_problems
+    dead, lost = information_problems(g, fixed, limit, MIN_WEIGHT_BITS)
+    if dead:
+        more = f" (and {len(dead) - 1} more: {'; '.join(dead[1:])})" if len(dead) > 1 else ""
+        raise SnnhwError(dead[0] + more)
+    fixed.meta[WARNINGS] = json.dumps(warnings + lost)
+    return fixed
+
+
+def _first_synapse(g: Graph) -> str | None:
+    return next((n.name for n in g.nodes if isinstance(n, (Dense, Conv2d))), None)
+
+
+def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, split: bool):
+    """Step exponents: per synapse the chosen one (``out_exp``) and the one its weight bits alone
+    allow (``full``); per recurrent population its recurrent weights' exponent (``rec_exp``, in the
+    same terms: the recurrent step is 2^-rec_exp times any average-pooling factor); and what limits
+    each (``limit``: ``weight bits``, ``threshold range``, ``bias range``, ``recurrent weights``,
+    ``calibrated state range``). split: the target keeps the recurrent and feed-forward steps apart
+    (``features.synapse_exponent``); otherwise both paths share one step."""
+    wmax = (1 << (wb - 1)) - 1
+    out_exp = {n.name: _exp_for(0.0, wmax) for n in g.nodes if isinstance(n, (Dense, Conv2d))}
+    scale = _scales(g, in_scale, out_exp)
+    for n in g.nodes:  # weight bits: in order, since a synapse's input scale is fixed upstream
+        if isinstance(n, (Dense, Conv2d)):
+            out_exp[n.name] = _exp_for(_weight_span(n) * scale[n.input], wmax)
+            scale = _scales(g, in_scale, out_exp)
+    full = dict(out_exp)
+    limit = {k: "weight bits" for k in out_exp}
+    rec_exp = {}
+    for pop in g.neurons:  # the population's unit: threshold, bias and calibrated state ranges
+        syn, factor = g.feeding_synapse(pop.input)
+        if syn is None:
+            continue
+        k_pop, why = min(_pop_exps(pop, syn, factor, num), key=lambda kw: kw[0])
+        k_rec = None
+        if pop.rec_weight is not None and pop.rec_weight.size:
+            k_rec = _exp_for(float(np.abs(pop.rec_weight).max()) / factor, wmax)
+            limit[pop.name] = "weight bits"
+        finest = min(full[syn.name], k_rec if k_rec is not None else full[syn.name])
+        if ranges:
+            k_range = _range_exp(ranges.get(pop.name), factor, num)
+            k_range = max(k_range, finest - max(0, wb - MIN_WEIGHT_BITS))  # never below MIN_WEIGHT_BITS for a range
+            if k_range < k_pop:
+                k_pop, why = k_range, "calibrated state range"
+        if k_rec is not None and not split and k_rec < min(k_pop, out_exp[syn.name]):
+            k_pop, why = k_rec, "recurrent weights"
+        if k_pop < out_exp[syn.name]:
+            out_exp[syn.name], limit[syn.name] = k_pop, why
+        if k_rec is not None:
+            rec_exp[pop.name] = out_exp[syn.name]
+            if split:
+                rec_exp[pop.name] = min(k_rec, k_pop, out_exp[syn.name] + MAX_SYNAPSE_EXP)
+                out_exp[syn.name] = min(out_exp[syn.name], rec_exp[pop.name] + MAX_SYNAPSE_EXP)
+                if k_pop < k_rec:
+                    limit[pop.name] = why
+    return out_exp, full, limit, rec_exp
+
+
+def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_exp: dict, full: dict) -> int:
+    """Bits by which to coarsen graded input so the synapse reading it loses fewer weight bits: the
+    deficit is shared so input and weights end with about the same effective bits, the input keeping
+    at least MIN_INPUT_BITS."""
+    name = _first_synapse(g)
+    if name is None:
+        return 0
+    src = g.node(g.node(name).input)
+    while isinstance(src, Flatten):
+        src = g.node(src.input)
+    if not isinstance(src, Input):
+        return 0
+    deficit = full[name] - out_exp[name]
+    have = effective_bits(round(input_max / in_scale))
+    if deficit <= 0 or have <= MIN_INPUT_BITS:
+        return 0
+    return int(min(deficit, have - MIN_INPUT_BITS, max(0, math.ceil((have - wb + deficit) / 2))))
 
 
 def _weight_span(n) -> float:
@@ -133,19 +239,35 @@ def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:
     return scale
 
 
-def _pop_exp(pop: LIF, syn, factor: float, num, wmax) -> int:
-    """Largest synapse exponent keeping ``pop``'s threshold, total bias and recurrent weights in range."""
+def _folded_biases(g: Graph) -> set:
+    """Dense synapses whose bias moves into the population they feed directly: without current decay
+    (alpha = 0) ``u = a``, so ``W x + b`` then ``v += u + bias`` equals ``W x`` then ``v += u + (b + bias)``,
+    and the population's bias has 2^input_shift finer units than the synapse's. (Conv biases stay
+    per channel in the synapse: the fpga planner takes per-neuron parameters of 1-D populations only.)"""
+    out = set()
+    for pop in g.neurons:  # (a recurrent bias moves the same way: see _quantize_pop)
+        src = g.node(pop.input)
+        if isinstance(src, Dense) and src.bias is not None and not np.any(pop.alpha):
+            out.add(src.name)
+    return out
+
+
+def _bias_of(syn: Dense, pop: LIF) -> np.ndarray:
+    """A Dense synapse's float bias per neuron of the population it feeds."""
+    return np.broadcast_to(np.asarray(syn.bias, np.float64), pop.shape)
+
+
+def _pop_exps(pop: LIF, syn, factor: float, num):
+    """Largest exponents of ``pop``'s input unit keeping its threshold and total bias in range, each
+    with its name."""
     shift = 1 << num.input_shift
-    k = _exp_for(float(np.max(pop.threshold)) * shift / factor, num.threshold_max)
+    yield _exp_for(float(np.max(pop.threshold)) * shift / factor, num.threshold_max), "threshold range"
     bias = float(np.abs(pop.bias).max()) / factor
     if getattr(syn, "bias", None) is not None:
         bias += float(np.abs(syn.bias).max())
     if pop.rec_bias is not None:
         bias += float(np.abs(pop.rec_bias).max()) / factor
-    k = min(k, _exp_for(bias * shift, num.bias_max))
-    if pop.rec_weight is not None and pop.rec_weight.size:
-        k = min(k, _exp_for(float(np.abs(pop.rec_weight).max()) / factor, wmax))
-    return k
+    yield _exp_for(bias * shift, num.bias_max), "bias range"
 
 
 def _range_exp(r: dict | None, factor: float, num) -> int:
@@ -157,17 +279,30 @@ def _range_exp(r: dict | None, factor: float, num) -> int:
                _exp_for(r["max_abs_voltage"] * shift / factor, (1 << (num.voltage.bits - 1)) - 1))
 
 
-def _quantize_pop(n: LIF, in_scale: float, num, wmax) -> LIF:
-    state = in_scale / (1 << num.input_shift)
+def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: np.ndarray | None,
+                  e: int) -> LIF:
+    """The fixed population. in_scale: float value of one unit of its feed-forward input; fold: biases
+    of its synapses move into its own bias (alpha = 0); ``synapse_bias`` (float, per neuron) is the
+    folded bias of its feed-forward synapse; e: the recurrent step is 2^e times the feed-forward one
+    (the finer of the two is the population's input unit)."""
+    rec_scale = in_scale * 2.0 ** e
+    state = min(in_scale, rec_scale) / (1 << num.input_shift)
     g = 1 << num.threshold_lsb_bits
     thr = np.asarray(np.maximum(_round(n.threshold / (state * g)), 1) * g, dtype=np.int64)
     one = 1 << num.decay_bits
     fmt = NeuronFormat(num.decay_bits, num.decay_rounding, num.input_shift, num.current, num.voltage, state)
+    bias = np.asarray(n.bias, np.float64)
     rec_w = rec_b = rec_acc = None
     if n.rec_weight is not None:
-        rec_w = _round_weights(n.rec_weight, 1.0 / in_scale, wmax.bit_length() + 1)
-        rec_b = None if n.rec_bias is None else _round(n.rec_bias / in_scale)
+        rec_w = _round_weights(n.rec_weight, 1.0 / rec_scale, wmax.bit_length() + 1)
+        if n.rec_bias is not None and fold:
+            bias = bias + np.asarray(n.rec_bias, np.float64).reshape(n.shape)
+        elif n.rec_bias is not None:
+            rec_b = _round(n.rec_bias / rec_scale)
         rec_acc = num.accumulator
+    if synapse_bias is not None:
+        bias = bias + synapse_bias
     lsb = 1 << num.bias_lsb_bits
     return replace(n, alpha=_round(n.alpha * one), beta=_round(n.beta * one), threshold=thr,
-                   bias=np.asarray(_round(n.bias / (state * lsb)) * lsb), rec_weight=rec_w, rec_bias=rec_b, rec_acc=rec_acc, format=fmt)
+                   bias=np.asarray(_round(bias / (state * lsb)) * lsb), rec_weight=rec_w, rec_bias=rec_b,
+                   rec_acc=rec_acc, format=fmt, rec_weight_exp=int(e))

@@ -1,4 +1,4 @@
-"""The ``snnhw`` command line: compile, run, inspect, targets.
+"""The ``snnhw`` command line: compile, run, verify, report, inspect, finetune, targets.
 
 Every user error prints one line ``error: ...`` on stderr and exits with code 2 (no traceback).
 """
@@ -102,7 +102,7 @@ def compile(
     from snnhw.compile import compile_build
     from snnhw.compiler.pipeline import passes_for
     from snnhw.frontends import load_model
-    from snnhw.safety import check_disjoint
+    from snnhw.safety import check_disjoint, one_line
     from snnhw.targets import load as load_target
 
     arch_file = arch.rpartition(":")[0] or None if arch else None
@@ -124,6 +124,8 @@ def compile(
                   f"{m['neuron_utilization']:.1%}, synaptic memory {m['synaptic_memory_utilization']:.1%}")
     for note in built.notes:
         out.print(f"note: {esc(note)}")
+    for warning in built.warnings:  # lost precision is never silent (quantization.json lists them too)
+        err.print(f"warning: {one_line(warning)}", markup=False, soft_wrap=True)
     out.print(f"compiled {model} for [bold]{tgt.name}[/] -> {output}")
 
 
@@ -540,6 +542,66 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
     out.print("files: " + esc(", ".join(sorted(manifest["files"]))))
     for note in backend_for(load_target(manifest["target"])).notes(g):
         out.print(f"note: {esc(note)}")
+
+
+@app.command()
+def finetune(
+    model: Path = typer.Argument(..., help="snntorch .pt (state_dict, or a whole module with --trust-pickle)"),
+    arch: str = typer.Option(..., help="FILE.py:NAME building the module (runs that file: use your own code)"),
+    data: Path = typer.Option(..., help="training data .npz: x [T, B, *shape] and integer labels y [B]"),
+    output: Path = typer.Option(..., "-o", "--output", help="fine-tuned state_dict (.pt) to write; loads with --arch"),
+    target: str = typer.Option("emu", "--target", "-t", help="target whose fixed-point forward is trained against"),
+    weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
+    input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
+    epochs: int = typer.Option(5, help="passes over the training data"),
+    seed: int = typer.Option(0, help="seed of the shuffling (same seed, same result)"),
+    lr: float = typer.Option(2e-3, help="Adam learning rate"),
+    batch_size: int = typer.Option(64, help="samples per step"),
+    trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
+):
+    """Fine-tune MODEL's float weights with the target's fixed-point forward in the loop (docs/finetune.md)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from snnhw.finetune import finetune as run_finetune, load_training_data, save_state_dict
+    from snnhw.frontends import load_model_and_module
+    from snnhw.targets import load as load_target
+
+    inputs = {p.resolve() for p in (model, data, Path(arch.rsplit(":", 1)[0]))}
+    if output.resolve() in inputs:
+        raise SnnhwError(f"-o {output} is one of this command's inputs; write the fine-tuned model elsewhere")
+    if not output.resolve().parent.is_dir():
+        raise SnnhwError(f"-o {output}: the directory {output.parent} does not exist")
+    tgt = load_target(target)
+    x, y = load_training_data(data)
+    float_g, net = load_model_and_module(model, arch=arch, input_shape=_parse_shape(input_shape),
+                                         trust_pickle=trust_pickle)
+    kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
+    opts, _ = _compile_options(float_g, tgt, None, kind, input_bits, weight_bits, "--data")
+    _check_shape(x, float_g, "--data x")
+    flags = [f"--target {tgt.name}"] + ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
+        (["--input-kind graded"] if kind == InputKind.graded else []) + ([f"--input-bits {input_bits}"] if input_bits else [])
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=out, transient=True) as bar:
+        steps = -(-x.shape[1] // batch_size)
+        task = bar.add_task("epoch 1", total=steps)
+
+        def batch(i, loss):
+            bar.update(task, completed=i + 1, description=f"epoch {len(result_epochs) + 1}/{epochs}, loss {loss:.4f}")
+
+        result_epochs: list = []
+
+        def epoch(s):
+            result_epochs.append(s)
+            bar.console.print(f"epoch {s.epoch}/{epochs}: loss {s.loss:.4f}, deployed accuracy {s.deployed_accuracy:.4f} "
+                              f"({s.seconds:.1f} s)")
+            bar.reset(task, total=steps)
+
+        res = run_finetune(net, (x, y), tgt, opts, float_g.input.shape, epochs, seed, lr, batch_size, epoch, batch)
+    save_state_dict(net, output)
+    out.print(f"float accuracy {res.float_accuracy:.4f}; deployed on {tgt.name} before {res.deployed_before:.4f}, "
+              f"after {res.deployed_after:.4f} (training data, {res.seconds:.1f} s)")
+    out.print(f"wrote {output}; deploy with: snnhw compile {output} --arch {arch} {' '.join(flags)}", soft_wrap=True)
 
 
 @app.command()

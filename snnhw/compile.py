@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,11 +21,13 @@ from snnhw.targets.description import TargetDescription
 @dataclass(frozen=True)
 class Build:
     """What :func:`compile_build` wrote: the fixed IR, its core mapping (None when the target has no
-    cores to map to), the backend's notes and the build directory."""
+    cores to map to), the backend's notes, the quantizer's warnings (lost precision; also in
+    quantization.json) and the build directory."""
 
     fixed: Graph
     mapping: dict | None
     notes: list
+    warnings: list
     path: Path
 
 
@@ -44,7 +46,8 @@ def write_compiled(directory: Path, float_g: Graph, target: TargetDescription, o
         reports[b.MAPPING] = mapping
     kind = "spikes" if options.input_bits == 1 else "graded"
     backend = write_build(Path(directory), fixed, float_g, reports, {"input_kind": kind})
-    return Build(fixed, mapping, list(backend.notes(fixed)), Path(directory))
+    return Build(fixed, mapping, list(backend.notes(fixed)), list(reports["quantization.json"]["warnings"]),
+                 Path(directory))
 
 
 def compile_build(float_g: Graph, target: TargetDescription, options: CompileOptions, out_dir: Path,
@@ -53,4 +56,4 @@ def compile_build(float_g: Graph, target: TargetDescription, options: CompileOpt
     (only if it is a build snnhw wrote; see :func:`snnhw.build.atomic_dir`)."""
     with b.atomic_dir(out_dir, "build") as tmp:
         built = write_compiled(tmp, float_g, target, options, on_pass)
-    return Build(built.fixed, built.mapping, built.notes, Path(out_dir))
+    return replace(built, path=Path(out_dir))

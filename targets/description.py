@@ -48,7 +48,11 @@ class Numerics:
 
 @dataclass(frozen=True)
 class Features:
-    """Which IR features the target runs."""
+    """Which IR features the target runs.
+
+    synapse_exponent: a population's recurrent and feed-forward sums may have different power-of-two
+    weight steps (``LIF.rec_weight_exp``); per-channel exponents exist on no target.
+    """
 
     reset_modes: tuple
     reset_timings: tuple
@@ -59,6 +63,7 @@ class Features:
     conv: bool
     pooling: bool
     plasticity: bool = False  # runs PlasticDense (on-chip learning)
+    synapse_exponent: bool = False  # LIF.rec_weight_exp may be nonzero
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             per_neuron_decay=bool(f["per_neuron_decay"]), per_neuron_threshold=bool(f["per_neuron_threshold"]),
             current_bias=bool(f["current_bias"]), recurrent=bool(f["recurrent"]),
             conv=bool(f["conv"]), pooling=bool(f["pooling"]),
-            plasticity=bool(f.get("plasticity", False)))
+            plasticity=bool(f.get("plasticity", False)),
+            synapse_exponent=bool(f.get("synapse_exponent", False)))
         chip = None
         if "chip" in data:
             c = data["chip"]

@@ -7,7 +7,7 @@ import numpy as np
 
 from snnhw.errors import InvalidFileError
 from snnhw.ir.nodes import (
-    LIF, OVERFLOW_RULES, POOL_MODES, RESET_MODES, RESET_TIMINGS, ROUNDING_RULES,
+    LIF, MAX_SYNAPSE_EXP, OVERFLOW_RULES, POOL_MODES, RESET_MODES, RESET_TIMINGS, ROUNDING_RULES,
     Conv2d, Dense, Flatten, Input, Node, PlasticDense, Pool2d, StateFormat,
 )
 from snnhw.ir import nodes as _nodes
@@ -66,15 +66,16 @@ class Graph:
 
     def synapse_bias(self, pop: LIF) -> np.ndarray:
         """Biases of the synapses feeding ``pop`` (its dense/conv and its recurrent dense), per neuron,
-        in state units (``bias << input_shift``); fixed IR only."""
+        in state units (``bias << input_shift``, each path also shifted by its synapse exponent:
+        ``LIF.rec_weight_exp``); fixed IR only."""
         bias = np.zeros(pop.shape, np.int64)
         src = self.node(pop.input)
-        shift = pop.format.input_shift
+        shift, e = pop.format.input_shift, pop.rec_weight_exp
         if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
             b = src.bias.astype(np.int64)
-            bias = bias + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << shift)
+            bias = bias + ((b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b) << (shift + max(0, -e)))
         if pop.rec_bias is not None:
-            bias = bias + (pop.rec_bias.astype(np.int64).reshape(pop.shape) << shift)
+            bias = bias + (pop.rec_bias.astype(np.int64).reshape(pop.shape) << (shift + max(0, e)))
         return bias
 
     def validate(self) -> "Graph":
@@ -273,6 +274,11 @@ def _check_lif(n: LIF, in_shape, where, fixed):
             _check_format(n.rec_acc, f"{where} recurrent accumulator")
     elif n.rec_bias is not None:
         _fail(f"{where}: rec_bias without rec_weight")
+    e = n.rec_weight_exp
+    if not isinstance(e, (int, np.integer)) or isinstance(e, bool) or abs(int(e)) > MAX_SYNAPSE_EXP:
+        _fail(f"{where}: rec_weight_exp {e!r} outside -{MAX_SYNAPSE_EXP}..{MAX_SYNAPSE_EXP}")
+    if e and (not fixed or n.rec_weight is None):
+        _fail(f"{where}: rec_weight_exp {e} needs a fixed IR population with recurrent weights")
     if fixed:
         vmax = (1 << (n.format.voltage.bits - 1)) - 1
         if np.any(n.threshold > vmax) or np.any(np.abs(n.bias) > vmax):

@@ -18,6 +18,7 @@ RESET_TIMINGS = ("immediate", "delayed")
 OVERFLOW_RULES = ("saturate", "wrap", "wrap_once")
 ROUNDING_RULES = ("toward_zero", "floor")
 POOL_MODES = ("sum", "avg", "max")
+MAX_SYNAPSE_EXP = 16  # largest |LIF.rec_weight_exp|
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ class LIF:
     2^-format.decay_bits, threshold and bias in state units.
     rec_weight/rec_bias/rec_delay: optional recurrent dense from this population's spikes back to
     its own input (snntorch RLeaky/RSynaptic); rec_delay >= 1.
+    rec_weight_exp: e, the exponent between the recurrent and the feed-forward weight steps (fixed IR;
+    0 in the float IR): with the feed-forward sum ``a`` and the recurrent sum ``r`` (each after its
+    accumulator rule), the population's input is ``a + (r << e)`` for e >= 0 and ``(a << -e) + r``
+    for e < 0, so each path keeps its own power-of-two scale. |e| <= MAX_SYNAPSE_EXP; targets whose
+    description lacks ``features.synapse_exponent`` need e = 0.
     """
 
     name: str
@@ -177,6 +183,7 @@ class LIF:
     rec_delay: int = 1
     rec_acc: Optional[StateFormat] = None
     format: Optional[NeuronFormat] = None
+    rec_weight_exp: int = 0
 
     @property
     def size(self) -> int:

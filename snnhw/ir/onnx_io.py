@@ -129,7 +129,8 @@ def to_onnx(g: Graph) -> onnx.ModelProto:
             ins = [n.input] + [opt(n, k, getattr(n, k)) for k in ("alpha", "beta", "threshold", "bias")]
             ins += [opt(n, "rec_weight", n.rec_weight, True), opt(n, "rec_bias", n.rec_bias)]
             add("LIF", ins, n.name, shape=list(n.shape), reset_mode=n.reset_mode,
-                reset_timing=n.reset_timing, rec_delay=n.rec_delay, **_fmt_attrs("rec_acc", n.rec_acc), **fmt)
+                reset_timing=n.reset_timing, rec_delay=n.rec_delay, **_fmt_attrs("rec_acc", n.rec_acc), **fmt,
+                rec_weight_exp=int(n.rec_weight_exp) or None)  # stored only when nonzero
             outputs.append(tensor_info(n.name, n.shape, TensorProto.INT8))
             continue
         infos.append(tensor_info(n.name, n.shape))
@@ -291,7 +292,8 @@ def _from_onnx(model: onnx.ModelProto) -> Graph:
                              r.array(node, 3), r.array(node, 4), _get(a, node, "reset_mode", str),
                              _get(a, node, "reset_timing", str), rec_w, r.array(node, 6, False),
                              _get(a, node, "rec_delay", int, 1),
-                             _fmt(a, node, "rec_acc", fixed and rec_w is not None), fmt))
+                             _fmt(a, node, "rec_acc", fixed and rec_w is not None), fmt,
+                             _get(a, node, "rec_weight_exp", int, 0)))
         else:
             raise InvalidFileError(f"invalid IR: unknown op {op!r} in node {node.name!r}")
     try:

@@ -368,6 +368,13 @@ class _PopulationRunner:
             r_bound = self.rec.bound(1.0) + (float(np.abs(n.rec_bias).max()) if n.rec_bias is not None else 0.0)
             if fixed:
                 r_bound = min(r_bound, float(1 << (n.rec_acc.bits - 1)))
+        # the synapse exponent (docs/semantics.md): the coarser path's sum is scaled by 2^|e| (exact)
+        e = n.rec_weight_exp if fixed else 0
+        self.a_gain, self.r_gain = float(1 << max(0, -e)), float(1 << max(0, e))
+        a_bound, r_bound = a_bound * self.a_gain, r_bound * self.r_gain
+        if a_bound + r_bound >= EXACT_F64 / (1 << (n.format.input_shift if fixed else 0)):
+            raise SnnhwError(f"layer {n.name}: synaptic input can reach {a_bound + r_bound:.3g}, beyond exact "
+                             "integer range; rec_weight_exp or the accumulators are far larger than any target allows")
         chunks = min(_threads(), batch) if batch * n.size >= PARALLEL_MIN_WORK else 1
         edges = np.linspace(0, batch, chunks + 1).astype(int)
         self.parts = [slice(edges[i], edges[i + 1]) for i in range(chunks)]
@@ -424,6 +431,9 @@ class _PopulationRunner:
                 if self.fixed:
                     r, c = apply_overflow(r, n.rec_acc)
                     pop.res.count(n.name, f"rec_acc_{n.rec_acc.overflow}", c)
+                    if n.rec_weight_exp:  # a + (r << e), or (a << -e) + r
+                        a = np.multiply(a, self.a_gain, dtype=np.float64)
+                        r = np.multiply(r, self.r_gain, dtype=np.float64)
                 a = np.add(a, r, dtype=np.float64 if self.fixed else np.float32)
             spikes[t + d] = pop.step(a)
             if plastic is not None:

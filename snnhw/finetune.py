@@ -1,0 +1,386 @@
+"""Hardware-aware fine-tuning: train the float weights of an snntorch model with the target's
+fixed-point forward in the loop.
+
+Every training step imports the module's current weights into the float IR (the snntorch frontend)
+and compiles them for the target with the compiler itself (:func:`compile_graph`: the same
+exponents, integer weights, thresholds, decays, biases and register formats ``snnhw compile``
+produces). :func:`fixed_forward` then runs that fixed IR in torch (float64 tensors holding
+integers, exact below 2^53) exactly as docs/semantics.md and the emulator define it: integer
+synapses with their delays and accumulator rules, decays rounded toward zero (or floor), the
+current and voltage overflow rules, resets, recurrent sums with their exponent. Gradients reach
+the float weights through straight-through estimators (each integer weight ``round(w * f)`` passes
+the gradient of ``w * f``; rounding, truncation and overflow rules pass gradients unchanged) and
+through snntorch's arctan surrogate spike gradient on ``(v - threshold) * state_lsb``. Thresholds
+and decays are used as the compiler quantizes them and are not trained.
+
+So the trained model compiles to exactly the integers it was trained against, and its fixed-point
+forward equals ``snnhw run`` on the compiled build bit for bit (tests/test_finetune.py).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnhw.compiler.pipeline import CompileOptions, compile_graph
+from snnhw.compiler.quant_report import signal_scales
+from snnhw.compiler.timing import latency
+from snnhw.errors import SnnhwError
+from snnhw.frontends.snntorch_trace import to_ir
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d, StateFormat
+from snnhw.semantics import quantize_input
+from snnhw.targets.description import TargetDescription
+
+SURROGATE_SLOPE = 2.0  # snntorch.surrogate.atan's default alpha
+
+
+@dataclass
+class EpochStats:
+    """One epoch: mean training loss, deployed (fixed-point) accuracy on the training data after it,
+    and wall time in seconds."""
+
+    epoch: int
+    loss: float
+    deployed_accuracy: float
+    seconds: float
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` did: float accuracy of the model before, deployed accuracy before and
+    after, per-epoch statistics, the compile options the deployment uses, total seconds."""
+
+    float_accuracy: float
+    deployed_before: float
+    deployed_after: float
+    epochs: list = field(default_factory=list)
+    options: CompileOptions | None = None
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------- straight-through pieces
+def _ste(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
+    return surrogate + (value - surrogate).detach()
+
+
+class _ArcTanSpike(torch.autograd.Function):
+    """Heaviside ``x > 0`` with snntorch's arctan surrogate gradient ``1 / (1 + (pi/2 a x)^2) * a/2``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        a = SURROGATE_SLOPE
+        return grad * (a / 2) / (1 + (np.pi / 2 * a * x) ** 2)
+
+
+def _overflow(x: torch.Tensor, fmt: StateFormat) -> torch.Tensor:
+    """docs/semantics.md's register rules (straight-through)."""
+    h = float(1 << (fmt.bits - 1))
+    with torch.no_grad():
+        if fmt.overflow == "saturate":
+            y = x.clamp(1 - h, h - 1)
+        elif fmt.overflow == "wrap":
+            y = torch.remainder(x + h, 2 * h) - h
+        else:  # wrap_once
+            y = torch.where(x > h, x - 2 * h, torch.where(x <= -h, x + 2 * h, x))
+    return _ste(y, x)
+
+
+def _decay(x: torch.Tensor, q: torch.Tensor, bits: int, rounding: str) -> torch.Tensor:
+    """``x * q / 2^bits`` rounded toward zero or down (straight-through), as snnhw.semantics.decay."""
+    p = x * (q * 2.0 ** -bits)
+    return _ste(torch.floor(p) if rounding == "floor" else torch.trunc(p), p)
+
+
+def _delay(y: torch.Tensor, d: int) -> torch.Tensor:
+    if d == 0:
+        return y
+    return torch.cat([torch.zeros_like(y[:d]), y[:-d]])
+
+
+# ----------------------------------------------------------------------------- parameters
+def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
+    """Per node, its fixed-point parameters as float64 tensors: the compiler's integers in the
+    forward pass, with straight-through gradients to the module's float parameters."""
+    scale = signal_scales(float_g, fixed_g)
+    out = {}
+    for fx in fixed_g.nodes[1:]:
+        p = {}
+        if isinstance(fx, (Dense, Conv2d)):
+            m = net.get_submodule(fx.name)
+            p["weight"] = _ste(_t(fx.weight), m.weight.double() * (scale[fx.input] / scale[fx.name]))
+            if fx.bias is not None:
+                p["bias"] = _ste(_t(fx.bias), m.bias.double() / scale[fx.name])
+        elif isinstance(fx, LIF):
+            p["bias"] = _lif_bias(net, float_g, fixed_g, fx)
+            if fx.rec_weight is not None:
+                rec = net.get_submodule(fx.name).recurrent
+                step = fx.format.state_scale * (1 << fx.format.input_shift) * 2.0 ** max(0, fx.rec_weight_exp)
+                w = rec.weight.double() if isinstance(rec, nn.Linear) else torch.diag(
+                    rec.V.double().reshape(-1).expand(fx.size))
+                p["rec_weight"] = _ste(_t(fx.rec_weight), w / step)
+                if fx.rec_bias is not None:
+                    p["rec_bias"] = _ste(_t(fx.rec_bias), rec.bias.double() / step)
+        out[fx.name] = p
+    return out
+
+
+def _lif_bias(net, float_g, fixed_g, fx: LIF) -> torch.Tensor:
+    """The population's bias per neuron; biases the compiler moved into it (alpha = 0) pass their
+    gradient in state units."""
+    value = _t(np.broadcast_to(fx.bias, fx.shape).reshape(-1))
+    src, fl = float_g.node(fx.input), float_g.node(fx.name)
+    moved = []
+    if isinstance(src, Dense) and src.bias is not None and fixed_g.node(src.name).bias is None:
+        moved.append(net.get_submodule(src.name).bias.double())
+    if fl.rec_bias is not None and fx.rec_bias is None:
+        moved.append(net.get_submodule(fx.name).recurrent.bias.double())
+    if not moved:
+        return value
+    return _ste(value, sum(moved) / fx.format.state_scale)
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, np.float64))
+
+
+# ----------------------------------------------------------------------------- the forward
+def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> dict:
+    """Spikes ``{population: [T, B, *shape]}`` (float64 0/1 tensors) of fixed IR ``fixed_g`` on input
+    ``x`` ``[T, B, *shape]`` (user values: quantized as the Input node says), computed in torch.
+    params: per node its parameter tensors (:func:`param_tensors`, for gradients); default: the
+    graph's integers."""
+    if fixed_g.kind != "fixed":
+        raise SnnhwError("fixed_forward needs a fixed-point IR")
+    params = params or {n.name: _integers(n) for n in fixed_g.nodes[1:]}
+    vals = {fixed_g.input.name: torch.as_tensor(quantize_input(fixed_g, x).astype(np.float64))}
+    spikes = {}
+    for n in fixed_g.nodes[1:]:
+        src = vals[n.input]
+        T, B = src.shape[:2]
+        p = params[n.name]
+        if isinstance(n, Dense):
+            y = src.reshape(T, B, -1) @ p["weight"].T
+            y = _delay(y, n.delay)
+            if "bias" in p:
+                y = y + p["bias"]
+            vals[n.name] = _overflow(y, n.acc)
+        elif isinstance(n, Conv2d):
+            y = F.conv2d(src.reshape(T * B, *src.shape[2:]), p["weight"], None, n.stride, n.padding, n.dilation,
+                         n.groups).reshape(T, B, *n.shape)
+            y = _delay(y, n.delay)
+            if "bias" in p:
+                y = y + p["bias"].reshape(-1, 1, 1)
+            vals[n.name] = _overflow(y, n.acc)
+        elif isinstance(n, Pool2d):
+            y = F.avg_pool2d(src.reshape(T * B, *src.shape[2:]), n.kernel, n.stride, divisor_override=1)
+            vals[n.name] = y.reshape(T, B, *n.shape)
+        elif isinstance(n, Flatten):
+            vals[n.name] = src.reshape(T, B, -1)
+        elif isinstance(n, LIF):
+            vals[n.name] = spikes[n.name] = _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
+    return spikes
+
+
+def _integers(n) -> dict:
+    """A node's parameters as float64 tensors (population biases per neuron, flat)."""
+    p = {k: _t(getattr(n, k)) for k in ("weight", "bias", "rec_weight", "rec_bias") if getattr(n, k, None) is not None}
+    if isinstance(n, LIF):
+        p["bias"] = _t(np.broadcast_to(n.bias, n.shape).reshape(-1))
+    return p
+
+
+def _population(n: LIF, a_in: torch.Tensor, p: dict) -> torch.Tensor:
+    """The per-step LIF update of docs/semantics.md over ``a_in`` ``[T, B, N]``; spikes ``[T, B, N]``."""
+    f = n.format
+    T, B, N = a_in.shape
+    flat = lambda a: _t(np.broadcast_to(a, n.shape).reshape(-1))
+    alpha, beta, thr = flat(n.alpha), flat(n.beta), flat(n.threshold)
+    bias = p["bias"]
+    gain = float(1 << f.input_shift)
+    e = n.rec_weight_exp
+    a_gain, r_gain = float(1 << max(0, -e)), float(1 << max(0, e))
+    u = torch.zeros(B, N, dtype=torch.float64)
+    v = torch.zeros(B, N, dtype=torch.float64)
+    s = torch.zeros(B, N, dtype=torch.float64)
+    history = [torch.zeros(B, N, dtype=torch.float64)] * (n.rec_delay if n.rec_weight is not None else 0)
+    out = []
+    for t in range(T):
+        a = a_in[t]
+        if n.rec_weight is not None:
+            r = history[-n.rec_delay] @ p["rec_weight"].T
+            if "rec_bias" in p:
+                r = r + p["rec_bias"]
+            r = _overflow(r, n.rec_acc)
+            a = a * a_gain + r * r_gain
+        u_new = a * gain
+        if torch.any(alpha != 0):
+            u_new = u_new + _decay(u, alpha, f.decay_bits, f.decay_rounding)
+        u_new = _overflow(u_new, f.current)
+        v_new = _decay(v, beta, f.decay_bits, f.decay_rounding) + u_new + bias
+        carry = None
+        if n.reset_mode == "subtract" and n.reset_timing == "immediate":
+            carry = (v > thr).to(v.dtype).detach()
+        if n.reset_timing == "delayed":
+            v_new = _reset(v_new, s.detach(), thr, n.reset_mode)
+        elif carry is not None:
+            v_new = _reset(v_new, carry, thr, n.reset_mode)
+        v_new = _overflow(v_new, f.voltage)
+        s_new = _ArcTanSpike.apply((v_new - thr) * f.state_scale)
+        if n.reset_timing == "immediate":
+            v_new = _reset(v_new, s_new.detach(), thr, n.reset_mode)
+            if carry is not None:
+                v_new = _overflow(v_new + carry * thr, f.voltage)
+        u, v, s = u_new, v_new, s_new
+        if n.rec_weight is not None:
+            history = history[1:] + [s]
+        out.append(s)
+    return torch.stack(out)
+
+
+def _reset(v: torch.Tensor, s: torch.Tensor, thr: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "subtract":
+        return v - s * thr
+    if mode == "zero":
+        return v * (1 - s)
+    return v
+
+
+# ----------------------------------------------------------------------------- training
+def deployment(net: nn.Module, input_shape: tuple, target: TargetDescription, options: CompileOptions):
+    """The float IR of ``net``'s current weights and its fixed IR for ``target`` (what ``snnhw compile``
+    builds from the same weights and options)."""
+    float_g = to_ir(net, tuple(input_shape))
+    return float_g, compile_graph(float_g, target, options)
+
+
+def _padded(fixed_g: Graph, x: np.ndarray) -> np.ndarray:
+    """``x`` with the network's latency appended as zero steps (as ``snnhw run`` does)."""
+    pad = latency(fixed_g)
+    return np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+
+
+def _accuracy(spikes: np.ndarray, y: np.ndarray) -> float:
+    return float((spikes.sum(0).reshape(spikes.shape[1], -1).argmax(-1) == y).mean())
+
+
+def deployed_accuracy(fixed_g: Graph, x: np.ndarray, y: np.ndarray) -> float:
+    """Spike-count argmax accuracy of the fixed IR in the emulator (the deployment's semantics)."""
+    from snnhw.targets.emu.emulator import Emulator
+    return _accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
+
+
+def _batches(data, batch_size: int, gen: torch.Generator) -> Iterable:
+    """(x [T, B, ...] numpy, y [B]) minibatches from arrays (shuffled) or a DataLoader yielding
+    (x [B, T, ...], y [B])."""
+    if isinstance(data, tuple):
+        x, y = data
+        for idx in torch.randperm(x.shape[1], generator=gen).split(batch_size):
+            i = idx.numpy()
+            yield x[:, i], y[i]
+        return
+    for xb, yb in data:
+        yield np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)
+
+
+def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, tuple):
+        return data
+    xs, ys = zip(*[(np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)) for xb, yb in data])
+    return np.concatenate(xs, axis=1), np.concatenate(ys)
+
+
+def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOptions,
+             input_shape: tuple, epochs: int = 5, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
+             on_epoch: Callable[[EpochStats], None] | None = None,
+             on_batch: Callable[[int, float], None] | None = None) -> FinetuneResult:
+    """Fine-tune ``net`` in place with ``target``'s fixed-point forward in the loop.
+
+    data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, or a torch DataLoader
+    yielding ``(x [B, T, *input_shape], y [B])``. options: the compile options the deployment will
+    use (``snnhw compile`` with the same flags builds the same integers). The loss is the cross
+    entropy of the output layer's spike counts. Deterministic for a seed.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise SnnhwError("finetune needs epochs >= 1, batch size >= 1 and a positive learning rate")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x_all, y_all = _arrays(data)
+    y_all = np.asarray(y_all).astype(np.int64)
+    start = time.perf_counter()
+    float_g, fixed_g = deployment(net, input_shape, target, options)
+    n_out = fixed_g.output.size
+    if y_all.min() < 0 or y_all.max() >= n_out:
+        raise SnnhwError(f"labels must be integers in 0..{n_out - 1} (the output layer has {n_out} neurons)")
+    from snnhw.targets.emu.emulator import Emulator
+    float_acc = _accuracy(Emulator(float_g).run(x_all).spikes[float_g.output.name], y_all)
+    result = FinetuneResult(float_acc, deployed_accuracy(fixed_g, x_all, y_all), 0.0, options=options)
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    for epoch in range(1, epochs + 1):
+        t0, losses = time.perf_counter(), []
+        for i, (xb, yb) in enumerate(_batches(data, batch_size, gen)):
+            float_g, fixed_g = deployment(net, input_shape, target, options)
+            params = param_tensors(net, float_g, fixed_g)
+            out = fixed_forward(fixed_g, _padded(fixed_g, xb), params)[fixed_g.output.name]
+            loss = F.cross_entropy(out.sum(0).reshape(out.shape[1], -1), torch.as_tensor(yb, dtype=torch.long))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if on_batch:
+                on_batch(i, losses[-1])
+        _, fixed_g = deployment(net, input_shape, target, options)
+        stats = EpochStats(epoch, float(np.mean(losses)), deployed_accuracy(fixed_g, x_all, y_all),
+                           time.perf_counter() - t0)
+        result.epochs.append(stats)
+        if on_epoch:
+            on_epoch(stats)
+    result.deployed_after = result.epochs[-1].deployed_accuracy
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# ----------------------------------------------------------------------------- files
+def load_training_data(path) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` [T, B, *shape] (float32) and integer labels ``y`` [B] from a ``.npz`` (no pickles)."""
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            if not isinstance(d, np.lib.npyio.NpzFile) or not {"x", "y"} <= set(d.files):
+                raise SnnhwError(f"--data {path}: expected a .npz holding arrays x [T, B, ...] and y [B]")
+            x, y = d["x"], d["y"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
+        raise SnnhwError(f"--data {path} is not a readable .npz ({type(exc).__name__})") from None
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x) or x.ndim < 3 \
+            or min(x.shape[:2]) < 1 or not np.all(np.isfinite(x)):
+        raise SnnhwError(f"--data {path}: x must be finite real numbers [T, B, *input_shape] with T, B >= 1, "
+                         f"got {x.dtype} {tuple(x.shape)}")
+    if y.ndim != 1 or y.shape[0] != x.shape[1] or not np.issubdtype(y.dtype, np.integer):
+        raise SnnhwError(f"--data {path}: y must be {x.shape[1]} integer labels (one per sample), got {y.dtype} "
+                         f"{tuple(y.shape)}")
+    return x.astype(np.float32, copy=False), y.astype(np.int64)
+
+
+def save_state_dict(net: nn.Module, path) -> None:
+    """Write ``net.state_dict()`` to ``path`` atomically (a temporary file renamed into place)."""
+    import os
+    from pathlib import Path
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(net.state_dict(), tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SnnhwError(f"cannot write {path}: {exc.strerror}") from None
