@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 from conftest import run_cli
 from snnhw.errors import SnnhwError
@@ -115,15 +115,32 @@ def test_cli_loihi_run_equals_emulator(digits_model, tmp_path):
     assert not _leftover_processes()
 
 
-def test_loihi_refuses_subtractive_reset_with_a_retraining_hint(tmp_path):
+def test_snntorch_default_leaky_runs_on_loihi_microcode_equal_to_emulator(tmp_path):
+    """snntorch's defaults (subtract reset, delayed) were refused on loihi; they run on MicrocodeLIF,
+    the build says so (notes, lava_plan.json, no network.net with the reason) and equals the emulator."""
+    import json
     import snntorch as snn
     import torch
+    torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), snn.Leaky(beta=0.5, init_hidden=True, surrogate_disable=True))
+    with torch.no_grad():
+        net[0].weight.uniform_(-0.2, 0.9)
     torch.save(net, tmp_path / "m.pt")
     rc, so, se = run_cli("compile", tmp_path / "m.pt", "--target", "loihi", "-o", tmp_path / "b")
-    assert rc == 2 and "Traceback" not in se
-    assert "reset_mechanism='zero'" in se and "reset_delay=False" in se
-    assert not (tmp_path / "b").exists()
+    assert rc == 0, se
+    assert "runs on MicrocodeLIF: reset subtract/delayed" in so and "no network.net" in so
+    plan = json.loads((tmp_path / "b" / "lava_plan.json").read_text())
+    assert plan["summary"] == {"intel": 0, "microcode": 1}
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((12, 2, 4)) < 0.6).astype(np.float32))
+    for tgt in ("loihi", "emu"):
+        rc, _, se = run_cli("run", tmp_path / "b", "--target", tgt, "--input", tmp_path / "x.npy", "--record-state",
+                            "-o", tmp_path / f"{tgt}.npz")
+        assert rc == 0, se
+    lava, emu = np.load(tmp_path / "loihi.npz"), np.load(tmp_path / "emu.npz")
+    assert sorted(lava.files) == sorted(emu.files) and lava["output"].sum() > 0
+    for k in lava.files:
+        np.testing.assert_array_equal(lava[k], emu[k], err_msg=k)
+    assert not _leftover_processes()
 
 
 def test_lava_timeout_leaves_no_process(monkeypatch):
@@ -145,6 +162,8 @@ def test_netx_file_loaded_by_lava_dl_equals_emulator(tmp_path_factory, case):
     from snnhw.targets.loihi import netx
     from snnhw.targets.loihi.backend import simulate_netx_in_worker
     g, x = case
+    # alpha = 4096 / beta = 0 are outside Loihi's du/dv fields: those layers run on MicrocodeLIF, not in netx
+    assume(all(int(p.alpha) < 4096 and int(p.beta) > 0 for p in g.neurons))
     assert netx.problems(g) == []
     path = tmp_path_factory.mktemp("netx") / "network.net"
     netx.write(g, path)
@@ -165,4 +184,87 @@ def test_netx_names_what_it_cannot_express():
                LIF("l", "fc", (2,), np.array(0), np.array(4096), np.array(64), np.array(0), "zero", "immediate",
                    format=LOIHI_FORMAT)], kind="fixed").validate()
     assert any("pool" in p for p in netx.problems(g))
-    assert backend.notes(g)[0].startswith("no network.net: layer pool")
+    assert any(note.startswith("no network.net: layer pool") for note in backend.notes(g))
+
+
+# ----------------------------------------------------------------------------- issue 13 reproducers
+def _loihi():
+    from snnhw.targets import load
+    return load("loihi")
+
+
+def _chain(n_in, bits, w, dense_bias, alpha, beta, thr, reset=("zero", "immediate")):
+    from snnhw.ir import LIF, Dense, Graph, Input
+    from strategies import LOIHI_ACC, LOIHI_FORMAT
+    return Graph([Input("in", (n_in,), bits, 1.0), Dense("fc", "in", np.asarray(w, np.int8), dense_bias, 1, LOIHI_ACC),
+                  LIF("l", "fc", (len(w),), np.array(alpha), np.array(beta), np.array(thr), np.array(0), *reset,
+                      format=LOIHI_FORMAT)], kind="fixed", target="loihi").validate()
+
+
+def _assert_lava_run_equal(g, x):
+    """Lava (through the worker) equals the emulator in spikes, u, v and the overflow it observed."""
+    from snnhw.compiler.legalize import legalize
+    legalize(g, _loihi())
+    lava = simulate_in_worker(g, x, record_state=True)
+    emu = _assert_equal(g, x, lava)
+    assert lava["overflow"] == emu.overflow
+    return emu, lava
+
+
+def test_reproducer_a_accumulator_beyond_25_bits_runs_equal_on_microcode():
+    """(a) 8-bit graded input, fan-in 2200: the IR saturates the 25-bit accumulator; Lava's Dense does
+    not, so the layer runs on MicrocodeLIF, which applies the accumulator rule itself."""
+    from snnhw.targets.loihi import ranges
+    g = _chain(2200, 8, np.full((2, 2200), 127), None, 0, 4096, 64 * 131000)
+    lp = ranges.plan(g, _loihi())[0]["l"]
+    assert lp.model == "microcode" and "accumulator" in lp.why_not_intel[0]
+    x = np.full((4, 1, 2200), 127)
+    emu, _ = _assert_lava_run_equal(g, x)
+    assert emu.overflow["fc"]["acc_saturate"] > 0
+
+
+def test_reproducer_b_dense_bias_with_wrapping_current_runs_equal():
+    """(b) Leaky, fan-in 2048, 2030 active inputs and a Dense bias: u wraps, so the bias cannot move
+    into Lava LIF's voltage bias; MicrocodeLIF adds it to u as the IR does."""
+    from snnhw.targets.loihi import ranges
+    g = _chain(2048, 1, np.full((3, 2048), 127), np.array([100, -100, 0]), 0, 3000, 64 * 1000)
+    lp = ranges.plan(g, _loihi())[0]["l"]
+    assert lp.model == "microcode" and any("wrap" in w for w in lp.why_not_intel)
+    x = np.zeros((5, 1, 2048), int)
+    x[:, :, :2030] = 1
+    emu, _ = _assert_lava_run_equal(g, x)
+    assert emu.overflow["l"]["current_wrap_once"] > 0
+
+
+def test_reproducer_c_slow_current_decay_with_graded_input_is_refused():
+    """(c) Synaptic alpha 0.9995 with graded input: u leaves 24 bits in the IR and wraps at 2^31 in
+    Lava after some hundred steps; the range proof refuses it, naming layer, register and remedy."""
+    from snnhw.compiler.legalize import legalize
+    from snnhw.errors import UnsupportedError
+    g = _chain(100, 8, np.full((2, 100), 127), None, 4094, 4000, 64 * 100000)
+    with pytest.raises(UnsupportedError) as exc:
+        legalize(g, _loihi())
+    msg = str(exc.value)
+    assert "layer l" in msg and "current u" in msg and "2147483647" in msg and "--calib" in msg
+
+
+def test_reproducer_c_within_the_proof_runs_equal_over_a_long_run():
+    """The same slow decay with inputs the wrap_once closes (|u| <= 2^23 for every t): accepted, and
+    equal over 300 steps in which u wraps repeatedly."""
+    g = _chain(4, 8, np.array([[127, 127, 127, 127], [-127, 50, 3, 0]]), None, 4094, 4000, 64 * 100000)
+    rng = np.random.default_rng(1)
+    emu, _ = _assert_lava_run_equal(g, rng.integers(0, 128, (300, 1, 4)))
+    assert emu.overflow["l"]["current_wrap_once"] > 0
+
+
+def test_reproducer_d_decay_fields_outside_loihi_run_on_microcode_without_netx():
+    """(d) alpha = 1.0 and beta = 0 need du = -1 and dv = 4096, outside Loihi's 12-bit fields: not on
+    Intel's LIF and not in network.net (the reason is named); MicrocodeLIF runs them exactly."""
+    from snnhw.targets.loihi import netx, ranges
+    g = _chain(3, 1, np.array([[20, -5, 7], [1, 2, 3]]), None, 4096, 0, 64)
+    lp = ranges.plan(g, _loihi())[0]["l"]
+    assert lp.model == "microcode"
+    assert any("du = -1" in w for w in lp.why_not_intel) and any("dv = 4096" in w for w in lp.why_not_intel)
+    assert any("du = -1" in p for p in netx.problems(g))
+    rng = np.random.default_rng(2)
+    _assert_lava_run_equal(g, rng.integers(0, 2, (20, 2, 3)))

@@ -12,27 +12,32 @@ import numpy as np
 from snnhw.errors import SnnhwError
 from snnhw.ir import Graph, save
 from snnhw.supervise import run_supervised
-from snnhw.targets.emu.emulator import RunResult, quantize_input, run as emulate
-from snnhw.targets.loihi import netx
+from snnhw.semantics import RunResult, quantize_input
+from snnhw.targets.loihi import netx, plan_file
 
 TIMEOUT_BASE_S = 60.0
 TIMEOUT_PER_SAMPLE_STEP_S = 0.05
 
 
 def emit(graph: Graph, build_dir: Path) -> list[str]:
-    """The netx HDF5 file for Loihi 2 deployment, when netx can express the network."""
+    """``lava_plan.json`` (which Lava process runs each layer, and the proven bounds) and the netx
+    HDF5 file for Loihi 2 deployment, when netx can express the network."""
+    files = [plan_file.write(graph, Path(build_dir))]
     if netx.problems(graph):
-        return []
+        return files
     netx.write(graph, Path(build_dir) / netx.NETX_FILE)
-    return [netx.NETX_FILE]
+    return files + [netx.NETX_FILE]
 
 
 def notes(graph: Graph) -> list[str]:
-    """What the user should know about this build's Loihi artifacts."""
+    """What the user should know about this build's Loihi artifacts: which layers run on Intel's
+    Lava models and which on snnhw's MicrocodeLIF, and whether network.net was written."""
+    out = plan_file.notes(graph)
     found = netx.problems(graph)
     if not found:
-        return [f"{netx.NETX_FILE}: lava-dl netx file for Loihi 2 deployment"]
-    return [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)" for p in found]
+        return out + [f"{netx.NETX_FILE}: lava-dl netx file for Loihi 2 deployment"]
+    return out + [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)"
+                  for p in found]
 
 
 def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float | None) -> dict:
@@ -56,12 +61,16 @@ def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float |
             for key in data.files:
                 kind, name = key.split("/", 1)
                 out.setdefault(kind, {})[name] = data[key]
+        overflow_file = job / "overflow.json"
+        if overflow_file.exists():
+            out["overflow"] = json.loads(overflow_file.read_text())
         return out
 
 
 def simulate_in_worker(graph: Graph, x_int: np.ndarray, record_state: bool = False,
                        timeout: float | None = None) -> dict:
-    """Run the Lava process graph of ``graph``; return {kind: {layer: array}} (spikes, voltage, current)."""
+    """Run the Lava process graph of ``graph``; return {kind: {layer: array}} (spikes, voltage, current)
+    and ``overflow``: {node: {key: count}} as Lava's states showed them."""
     return _run_worker(graph, x_int, {"record_state": record_state}, timeout)
 
 
@@ -72,8 +81,13 @@ def simulate_netx_in_worker(graph: Graph, netx_path: Path, x_int: np.ndarray, ti
 
 
 def run(graph: Graph, x, record_state: bool = False, build_dir: Path | None = None) -> RunResult:
-    """Spikes (and states) from Lava; overflow counts from the reference semantics of the same IR."""
-    res = emulate(graph, x)  # counts overflow events, which Lava does not report
-    lava = simulate_in_worker(graph, quantize_input(graph, x), record_state)
-    return RunResult(spikes={k: v.astype(np.int8) for k, v in lava["spikes"].items()},
-                     voltage=lava.get("voltage", {}), current=lava.get("current", {}), overflow=res.overflow)
+    """Spikes (and states) from Lava; overflow counts as Lava's states showed them (overflow.py),
+    plus the input saturation of the host's input quantization."""
+    res = RunResult(overflow_source="lava states")
+    lava = simulate_in_worker(graph, quantize_input(graph, x, res), record_state)
+    for node, counts in lava.get("overflow", {}).items():
+        for key, n in counts.items():
+            res.count(node, key, n)
+    res.spikes = {k: v.astype(np.int8) for k, v in lava["spikes"].items()}
+    res.voltage, res.current = lava.get("voltage", {}), lava.get("current", {})
+    return res
