@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, find, given, settings
+from hypothesis import strategies as st
 
 from conftest import run_cli
 from snnhw.errors import SnnhwError
@@ -72,6 +73,81 @@ def test_random_networks_equal_lava_fixed_pt(case):
     lava = simulate_in_worker(g, x, record_state=True)
     _assert_equal(g, x, lava)
     assert not _leftover_processes()
+
+
+@st.composite
+def wide_range_networks(draw):
+    """Dense/LIF chains in the ranges where the IR and Lava's int32 can part: fan-in up to 2200,
+    8-bit graded input, synapse biases with many inputs, alpha near 1 (and exactly 1), beta 0,
+    per-neuron parameters, every reset mode and timing, recurrence with biases, runs up to 200 steps."""
+    from snnhw.ir import LIF, Dense, Graph, Input
+    from strategies import LOIHI_ACC, LOIHI_FORMAT
+    ints = lambda lo, hi, shape: np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(lo, hi + 1, shape)
+    n_in = draw(st.sampled_from([3, 40, 600, 2200]))
+    graded = draw(st.booleans())
+    nodes = [Input("in", (n_in,), 8 if graded else 1, 1.0)]
+    prev, prev_size = "in", n_in
+    for i in range(draw(st.integers(1, 2))):
+        size = draw(st.integers(1, 4))
+        per = (size,) if draw(st.booleans()) else ()
+        pick = lambda choices, lo, hi: ints(lo, hi, per) if per and draw(st.booleans()) else \
+            np.array(draw(st.sampled_from(choices) | st.integers(lo, hi)))
+        wmax = draw(st.sampled_from([1, 8, 127]))
+        bias = ints(-2000, 2000, (size,)) if draw(st.booleans()) else None
+        nodes.append(Dense(f"fc{i}", prev, ints(-wmax, wmax, (size, prev_size)), bias, 1, LOIHI_ACC))
+        rec = ints(-60, 60, (size, size)) if draw(st.booleans()) else None
+        rec_b = ints(-100, 100, (size,)) if rec is not None and draw(st.booleans()) else None
+        nodes.append(LIF(f"lif{i}", f"fc{i}", (size,), pick([0, 4000, 4090, 4095, 4096], 0, 4096),
+                         pick([0, 1, 2048, 4095, 4096], 0, 4096), np.asarray(64 * pick([1, 50, 3000, 131071], 1, 131071)),
+                         np.asarray(64 * pick([0, 4095, -4095], -4095, 4095)), draw(st.sampled_from(["zero", "subtract", "none"])),
+                         draw(st.sampled_from(["immediate", "delayed"])), rec, rec_b, 1,
+                         LOIHI_ACC if rec is not None else None, LOIHI_FORMAT))
+        prev, prev_size = f"lif{i}", size
+    g = Graph(nodes, kind="fixed", target="loihi").validate()
+    T = draw(st.sampled_from([6, 60, 200]))
+    x = ints(-127, 127, (T, 1, n_in)) if graded else ints(0, 1, (T, 1, n_in))
+    return g, x
+
+
+@settings(max_examples=int(os.environ.get("SNNHW_LAVA_EXAMPLES", "16")) // 2, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_range_networks())
+def test_wide_range_networks_are_refused_or_equal_lava(case):
+    """Every case the range proof accepts runs in Lava exactly as in the emulator (spikes, u, v and
+    the overflow events Lava showed); every refusal names a layer, a register and a remedy."""
+    from snnhw.compiler.legalize import legalize
+    from snnhw.errors import UnsupportedError
+    g, x = case
+    try:
+        legalize(g, _loihi())
+    except UnsupportedError as exc:
+        assert str(exc).startswith("layer ") and "--calib" in str(exc)
+        event("refused")
+        return
+    event("accepted")
+    lava = simulate_in_worker(g, x, record_state=True)
+    emu = _assert_equal(g, x, lava)
+    assert lava["overflow"] == emu.overflow
+
+
+def test_wide_range_strategy_reaches_both_outcomes_and_both_models():
+    """The strategy above is not vacuous: it produces accepted and refused cases, and layers on both models."""
+    from hypothesis import find
+    from snnhw.compiler.legalize import legalize
+    from snnhw.errors import UnsupportedError
+    from snnhw.targets.loihi import ranges
+
+    def refused(case):
+        try:
+            legalize(case[0], _loihi())
+            return False
+        except UnsupportedError:
+            return True
+    find(wide_range_networks(), refused, settings=settings(database=None, max_examples=500))
+    for model in (ranges.INTEL, ranges.MICROCODE):
+        find(wide_range_networks(), lambda c, m=model: not refused(c) and
+             any(lp.model == m for lp in ranges.plan(c[0], _loihi())[0].values()),
+             settings=settings(database=None, max_examples=500))
 
 
 @settings(max_examples=int(os.environ.get("SNNHW_LAVA_EXAMPLES", "16")) // 2, deadline=None, derandomize=True,
