@@ -130,9 +130,22 @@ def test_wide_range_networks_are_refused_or_equal_lava(case):
     assert lava["overflow"] == emu.overflow
 
 
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_range_networks())
+def test_range_bounds_hold_in_the_emulator(case):
+    """The proven bounds are sound: the emulator's stored |u| never exceeds the plan's current bound
+    (accepted or not: the bound itself is computed for every population that has one)."""
+    from snnhw.targets.loihi import ranges
+    g, x = case
+    emu = emulate(g, x, record_state=True)
+    for name, lp in ranges.plan(g, _loihi())[0].items():
+        if lp.current:
+            assert np.abs(emu.current[name]).max() <= lp.current, name
+
+
 def test_wide_range_strategy_reaches_both_outcomes_and_both_models():
     """The strategy above is not vacuous: it produces accepted and refused cases, and layers on both models."""
-    from hypothesis import find
     from snnhw.compiler.legalize import legalize
     from snnhw.errors import UnsupportedError
     from snnhw.targets.loihi import ranges

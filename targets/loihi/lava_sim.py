@@ -3,10 +3,12 @@
 Mapping (docs/targets/loihi.md): Input -> ``io.source.RingBuffer``; Dense -> ``Dense`` with
 ``num_weight_bits=9`` and ``sign_mode=MIXED`` (so int8 weights keep their LSB); Conv2d -> ``Conv``
 (Lava convolves with a flipped kernel in (W, H, C) layout, so torch weights are flipped and
-transposed); Flatten -> a transposed, flattened port (torch C-order); LIF ->
-``LIF(du=4095-alpha, dv=4096-beta, vth=threshold>>6, bias_mant, bias_exp)``; a recurrent dense
--> a ``Dense`` from the population's ``s_out`` back to its ``a_in``. Spikes, v and u are read with
-``Monitor`` probes (v and u after the step's reset, as the emulator records them).
+transposed); Flatten -> a transposed, flattened port (torch C-order); LIF -> the process
+ranges.plan chose: Intel's ``LIF(du=4095-alpha, dv=4096-beta, vth=threshold>>6, bias_mant,
+bias_exp)`` or snnhw's ``MicrocodeLIF`` (microcode_lif.py); a recurrent dense -> a ``Dense`` from
+the population's ``s_out`` back to its ``a_in`` (Intel) or ``r_in`` (MicrocodeLIF). Spikes, v and u
+are read with ``Monitor`` probes (v and u after the step's reset, as the emulator records them);
+Intel layers also probe their synaptic input, from which overflow.py derives the overflow events.
 
 Tensors of shape (C, H, W) in the IR are (W, H, C) in Lava.
 
