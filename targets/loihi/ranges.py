@@ -259,6 +259,9 @@ def plan(g: Graph, t: TargetDescription) -> tuple[dict, list[str]]:
             if b["raw"][n.name][0] > fields.int_max:
                 problems.append(f"layer {n.name}: the synaptic sum can reach {b['raw'][n.name][0]} "
                                 f"(> {fields.int_max}, Lava's int32); {REMEDY}")
+            if n.delay != num.synapse_delay:
+                problems.append(f"layer {n.name}: synapse delay {n.delay}, but Lava's Dense/Conv delay by "
+                                f"{num.synapse_delay} step; recompile for loihi")
             expected = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
             if n.acc != expected:
                 problems.append(f"layer {n.name}: accumulator {n.acc.bits}-bit {n.acc.overflow} is not the "
