@@ -325,6 +325,23 @@ def test_reproducer_b_dense_bias_with_wrapping_current_runs_equal():
     assert emu.overflow["l"]["current_wrap_once"] > 0
 
 
+def test_dense_bias_within_the_proof_moves_into_intel_lif_voltage_bias():
+    """The counterpart of (b): with few inputs u provably never wraps, so the Dense bias moves into
+    Intel LIF's voltage bias (exact); the reported u adds it back in state units."""
+    from snnhw.ir import LIF, Dense, Graph, Input
+    from snnhw.targets.loihi import ranges
+    from strategies import LOIHI_ACC, LOIHI_FORMAT
+    g = Graph([Input("in", (5,), 1, 1.0), Dense("fc", "in", np.array([[30, -20, 9, 4, 1], [5, 5, 5, 5, 5]], np.int8),
+                                                 np.array([17, -40]), 1, LOIHI_ACC),
+               LIF("l", "fc", (2,), np.array(0), np.array(3500), np.array(64 * 40), np.array(0), "zero", "immediate",
+                   np.array([[0, -30], [12, 0]], np.int8), np.array([3, -2]), 1, LOIHI_ACC, LOIHI_FORMAT)],
+              kind="fixed", target="loihi").validate()
+    lp = ranges.plan(g, _loihi())[0]["l"]
+    assert lp.model == "intel" and lp.bias_moved_to_voltage
+    emu, _ = _assert_lava_run_equal(g, np.random.default_rng(4).integers(0, 2, (15, 1, 5)))
+    assert emu.spikes["l"].sum() > 0
+
+
 def test_reproducer_c_slow_current_decay_with_graded_input_is_refused():
     """(c) Synaptic alpha 0.9995 with graded input: u leaves 24 bits in the IR and wraps at 2^31 in
     Lava after some hundred steps; the range proof refuses it, naming layer, register and remedy."""

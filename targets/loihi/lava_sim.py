@@ -160,7 +160,7 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
             src.stop()
     for p in g.neurons:
         if plans[p.name].bias_moved_to_voltage:  # the IR's u holds the synapse biases Lava added to v
-            out["current"][p.name] += ranges.feed_bias(g, p) + ranges.rec_bias(p)
+            out["current"][p.name] += (ranges.feed_bias(g, p) + ranges.rec_bias(p)) << p.format.input_shift
     result = {k: v for k, v in out.items() if k == "spikes" or record_state}
     result["overflow"] = counter.counts
     return result
