@@ -1,6 +1,6 @@
 """Emulator vs Lava's fixed_pt simulation: time per sample-timestep, identical spikes required.
 
-Networks: the snntorch tutorial 784-1000-10 (Leaky, zero reset so it fits Loihi) and a small conv
+Networks: the snntorch tutorial 784-1000-10 (Leaky, zero reset: it runs on Intel's Lava LIF) and a small conv
 net (Conv2d 1->8 3x3 on 1x12x12, Leaky, Flatten, Linear 1152->10, Leaky); rate-coded input spikes,
 batch 1, 100 steps. Lava time is only its ``run()`` call (process build, compile and monitor
 readout are excluded, which favours Lava); the emulator time is a whole ``run``. Goal (issue 3):

@@ -5,6 +5,8 @@ to fail later inside a backend for a reason visible here.
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from snnhw.errors import UnsupportedError
@@ -78,8 +80,18 @@ def _bias_problems(g: Graph, n: LIF, t: TargetDescription) -> list[str]:
     return out
 
 
+def _range_problems(g: Graph, t: TargetDescription) -> list[str]:
+    """The target's own range proof over the fixed IR, if its description names one
+    (``[target].range_check``: a module with ``problems(graph, target) -> [str]``)."""
+    checker = t.raw.get("target", {}).get("range_check")
+    if g.kind != "fixed" or not checker:
+        return []
+    return importlib.import_module(checker).problems(g, t)
+
+
 def legalize(g: Graph, t: TargetDescription) -> Graph:
     problems = _problems(g, t)
+    problems += [] if problems else _range_problems(g, t)
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
         raise UnsupportedError(problems[0] + more)

@@ -210,9 +210,8 @@ def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_
 
 
 def _weight_span(n) -> float:
-    """Largest |weight| a synapse can hold: its weights, and a plastic synapse's bounds."""
-    span = float(np.abs(n.weight).max())
-    return max(span, abs(float(n.w_min)), abs(float(n.w_max))) if isinstance(n, PlasticDense) else span
+    """Largest |weight| a synapse can hold during a run (a plastic synapse: its bounds too)."""
+    return float(n.weight_magnitudes().max())
 
 
 def _bounds(n, factor: float) -> dict:

@@ -87,6 +87,10 @@ class Dense:
     def shape(self) -> tuple:
         return (int(self.weight.shape[0]),)
 
+    def weight_magnitudes(self) -> np.ndarray:
+        """The largest |weight| each synapse can hold during a run (the weights: they do not change)."""
+        return np.abs(self.weight)
+
 
 @dataclass
 class Conv2d:
@@ -111,6 +115,10 @@ class Conv2d:
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         return (int(self.weight.shape[0]), int(ho), int(wo))
+
+    def weight_magnitudes(self) -> np.ndarray:
+        """The largest |weight| each kernel entry can hold during a run (the weights)."""
+        return np.abs(self.weight)
 
 
 @dataclass
@@ -270,6 +278,12 @@ class PlasticDense(Dense):
     rule: Optional[LearningRule] = None
     w_min: float = 0
     w_max: float = 0
+
+    def weight_magnitudes(self) -> np.ndarray:
+        """The largest |weight| each synapse can hold during a run: learning moves every weight
+        anywhere in [w_min, w_max], so range proofs and scales must allow the bounds."""
+        span = max(abs(self.w_min), abs(self.w_max))
+        return np.maximum(np.abs(self.weight), np.asarray(span, dtype=self.weight.dtype))
 
     def summary(self) -> str:
         """One line: the rule as Loihi writes it, the bounds and the epoch."""

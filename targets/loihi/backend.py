@@ -1,7 +1,7 @@
 """Backend of the ``loihi`` target: Lava fixed_pt simulation in a supervised worker process.
 
 ``BACKEND.run`` executes the build's hash-checked model.onnx in Lava; the overflow counts it reports
-are the ones the Lava worker derives from Lava's own recorded states (``overflow_source = "lava"``),
+are the ones the Lava worker derives from Lava's own recorded states (``overflow_source = "lava states"``),
 never the emulator's.
 """
 from __future__ import annotations
@@ -22,26 +22,31 @@ from snnhw.semantics import RunResult, quantize_input
 from snnhw.supervise import run_supervised
 from snnhw.targets.contract import load_fixed, refuse_foreign_build
 from snnhw.targets.description import TargetDescription, load
-from snnhw.targets.loihi import netx
+from snnhw.targets.loihi import netx, plan_file
 
 TIMEOUT_BASE_S = 60.0
 TIMEOUT_PER_SAMPLE_STEP_S = 0.05
 
 
 def emit(graph: Graph, build_dir: Path) -> list[str]:
-    """The netx HDF5 file for Loihi 2 deployment, when netx can express the network."""
+    """``lava_plan.json`` (which Lava process runs each layer, and the proven bounds) and the netx
+    HDF5 file for Loihi 2 deployment, when netx can express the network."""
+    files = [plan_file.write(graph, Path(build_dir))]
     if netx.problems(graph):
-        return []
+        return files
     netx.write(graph, Path(build_dir) / netx.NETX_FILE)
-    return [netx.NETX_FILE]
+    return files + [netx.NETX_FILE]
 
 
 def notes(graph: Graph) -> list[str]:
-    """What the user should know about this build's Loihi artifacts."""
+    """What the user should know about this build's Loihi artifacts: which layers run on Intel's
+    Lava models and which on snnhw's MicrocodeLIF, and whether network.net was written."""
+    out = plan_file.notes(graph)
     found = netx.problems(graph)
     if not found:
-        return [f"{netx.NETX_FILE}: lava-dl netx file for Loihi 2 deployment"]
-    return [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)" for p in found]
+        return out + [f"{netx.NETX_FILE}: lava-dl netx file for Loihi 2 deployment"]
+    return out + [f"no {netx.NETX_FILE}: {p}; the Lava process graph still runs (snnhw run --target loihi)"
+                  for p in found]
 
 
 def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float | None) -> dict:
@@ -66,12 +71,17 @@ def _run_worker(graph: Graph, x_int: np.ndarray, options: dict, timeout: float |
             for key in data.files:
                 kind, name = key.split("/", 1)
                 out.setdefault(kind, {})[names.get(name, name)] = data[key]
+        overflow_file = job / "overflow.json"
+        if overflow_file.exists():
+            out["overflow"] = {names.get(node, node): counts
+                               for node, counts in json.loads(overflow_file.read_text()).items()}
         return out
 
 
 def simulate_in_worker(graph: Graph, x_int: np.ndarray, record_state: bool = False,
                        timeout: float | None = None) -> dict:
-    """Run the Lava process graph of ``graph``; return {kind: {layer: array}} (spikes, voltage, current)."""
+    """Run the Lava process graph of ``graph``; return {kind: {layer: array}} (spikes, voltage, current)
+    and ``overflow``: {node: {key: count}} as Lava's states showed them."""
     return _run_worker(graph, x_int, {"record_state": record_state}, timeout)
 
 
@@ -96,19 +106,19 @@ class LoihiBackend:
         return emit(graph, build_dir)
 
     def run(self, build_dir: Path, x, record_state: bool = False) -> RunResult:
-        """Run the build's model.onnx in Lava; overflow counts as the Lava worker observed them."""
+        """Run the build's hash-checked model.onnx in Lava: spikes (and states, learned weights) from
+        Lava; overflow counts as Lava's own recorded states showed them (overflow.py), plus the input
+        saturation of the host's input quantization."""
         graph = load_fixed(build_dir)
         self.check(graph)
-        res = RunResult(overflow_source="lava")
+        res = RunResult(overflow_source="lava states")
         lava = simulate_in_worker(graph, quantize_input(graph, x, res), record_state)
+        for node, counts in lava.get("overflow", {}).items():
+            for key, n in counts.items():
+                res.count(node, key, n)
         res.spikes = {k: v.astype(np.int8) for k, v in lava["spikes"].items()}
         res.voltage, res.current = lava.get("voltage", {}), lava.get("current", {})
         res.weights = lava.get("weights", {})
-        if "overflow" not in lava:  # the worker did not observe overflow: say so instead of guessing
-            res.overflow_source = "none (the Lava worker reports no overflow counts)"
-        for name, n in lava.get("overflow", {}).items():  # keys "<node>/<register>_<rule>"
-            node, key = name.split("/", 1)
-            res.count(node, key, int(n))
         return res
 
     def notes(self, graph: Graph) -> list[str]:

@@ -3,10 +3,12 @@
 Mapping (docs/targets/loihi.md): Input -> ``io.source.RingBuffer``; Dense -> ``Dense`` with
 ``num_weight_bits=9`` and ``sign_mode=MIXED`` (so int8 weights keep their LSB); Conv2d -> ``Conv``
 (Lava convolves with a flipped kernel in (W, H, C) layout, so torch weights are flipped and
-transposed); Flatten -> a transposed, flattened port (torch C-order); LIF ->
-``LIF(du=4095-alpha, dv=4096-beta, vth=threshold>>6, bias_mant, bias_exp)``; a recurrent dense
--> a ``Dense`` from the population's ``s_out`` back to its ``a_in``. Spikes, v and u are read with
-``Monitor`` probes (v and u after the step's reset, as the emulator records them).
+transposed); Flatten -> a transposed, flattened port (torch C-order); LIF -> the process
+ranges.plan chose: Intel's ``LIF(du=4095-alpha, dv=4096-beta, vth=threshold>>6, bias_mant,
+bias_exp)`` or snnhw's ``MicrocodeLIF`` (microcode_lif.py); a recurrent dense -> a ``Dense`` from
+the population's ``s_out`` back to its ``a_in`` (Intel) or ``r_in`` (MicrocodeLIF). Spikes, v and u
+are read with ``Monitor`` probes (v and u after the step's reset, as the emulator records them);
+Intel layers also probe their synaptic input, from which overflow.py derives the overflow events.
 
 Tensors of shape (C, H, W) in the IR are (W, H, C) in Lava.
 
@@ -19,26 +21,8 @@ import time
 import numpy as np
 
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense
-from snnhw.targets.loihi import lava_compat
-
-BIAS_MANT_MAX = 4095  # 13-bit signed mantissa
-BIAS_EXP_MAX = 7      # 3-bit exponent
-
-
-def bias_parts(bias: np.ndarray):
-    """Split state-unit biases into Lava's ``bias_mant << bias_exp`` (per neuron); None if impossible."""
-    b = np.asarray(bias, dtype=np.int64)
-    mant = b.copy()
-    exp = np.zeros_like(b)
-    for e in range(BIAS_EXP_MAX + 1):
-        fits = np.abs(mant) <= BIAS_MANT_MAX
-        if fits.all():
-            return mant, exp
-        shift = ~fits & (b % (1 << (e + 1)) == 0)
-        mant = np.where(shift, b >> (e + 1), mant)
-        exp = np.where(shift, e + 1, exp)
-    return None
-
+from snnhw.targets import load as load_target
+from snnhw.targets.loihi import lava_compat, overflow, ranges
 
 def to_lava(a: np.ndarray) -> np.ndarray:
     """(C, H, W) <-> Lava's (W, H, C) (its own inverse); 1-D unchanged."""
@@ -50,100 +34,153 @@ def conv_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
 
 
-def lif_bias(g: Graph, pop: LIF) -> np.ndarray:
-    """Lava's voltage bias in state units: the population's own plus the synapse biases.
+def plan_of(g: Graph) -> dict:
+    """The loihi target's per-population plan (ranges.plan): which process runs each population."""
+    return ranges.plan(g, load_target("loihi"))[0]
 
-    In the IR synapse biases enter the current u; Lava has no current bias, so for a population
-    without current memory (alpha == 0, where u is just this step's input) they move to the LIF's
-    voltage bias, which gives the same v and spikes. The reported u adds them back (IR terms)."""
-    return np.broadcast_to(pop.bias, pop.shape).astype(np.int64) + g.synapse_bias(pop)
+
+def _formats(g: Graph, pop: LIF) -> dict:
+    """MicrocodeLIF's register formats (plain values for proc_params)."""
+    f = pop.format
+    syn = ranges.feed_synapse(g, pop)
+    return {"acc": (syn.acc.bits, syn.acc.overflow) if syn is not None else (32, "none"),
+            "rec_acc": (pop.rec_acc.bits, pop.rec_acc.overflow) if pop.rec_acc is not None else (32, "none"),
+            "current": (f.current.bits, f.current.overflow), "voltage": (f.voltage.bits, f.voltage.overflow),
+            "decay_bits": f.decay_bits, "rounding": f.decay_rounding, "input_shift": f.input_shift,
+            "reset": (pop.reset_mode, pop.reset_timing)}
+
+
+def _lava_neuron(g: Graph, n: LIF, lp: ranges.LayerPlan, fields: ranges.LavaFields):
+    """The Lava process running population ``n``: Intel's LIF or our MicrocodeLIF (see ranges.py),
+    and the in-port its recurrent synapse connects to."""
+    from lava.proc.lif.process import LIF as LavaLIF
+    shape = to_lava(np.empty(n.shape)).shape
+    lava = lambda a: to_lava(np.broadcast_to(np.asarray(a, np.int64), n.shape))
+    if lp.model == ranges.INTEL:
+        one = 1 << n.format.decay_bits
+        mant, exp = ranges.bias_parts(ranges.voltage_bias(g, n, lp), fields)
+        lif = LavaLIF(shape=shape, du=int(one - 1 - int(n.alpha)), dv=int(one - int(n.beta)),
+                      vth=int(int(n.threshold) >> 6), bias_mant=to_lava(mant), bias_exp=to_lava(exp))
+        return lif, lif.a_in
+    from snnhw.targets.loihi.microcode_lif import MicrocodeLIF
+    lif = MicrocodeLIF(shape=shape, alpha=lava(n.alpha), beta=lava(n.beta), threshold=lava(n.threshold),
+                       bias=lava(n.bias), syn_bias=lava(ranges.feed_bias(g, n)), rec_bias=lava(ranges.rec_bias(n)),
+                       formats=_formats(g, n))
+    return lif, lif.r_in
 
 
 def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict | None = None) -> dict:
     """Run ``g`` on integer input ``x`` ``[T, B, *shape]`` one sample at a time; return per-population
-    ``spikes``/``voltage``/``current`` arrays ``[T, B, *shape]`` (int64). ``timings``, if given,
-    receives ``run_s``: seconds spent in Lava's ``run()`` (all samples), for benchmarks."""
+    ``spikes``/``voltage``/``current`` arrays ``[T, B, *shape]`` (int64) and ``overflow``: the
+    events Lava itself showed (overflow.py). ``timings``, if given, receives ``run_s``: seconds
+    spent in Lava's ``run()`` (all samples), for benchmarks."""
     lava_compat.import_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv as LavaConv
     from lava.proc.dense.process import Dense as LavaDense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF as LavaLIF
     from lava.proc.monitor.process import Monitor
     from lava.utils.weightutils import SignMode
-
-    from lava.proc.conv.process import Conv as LavaConv
     from snnhw.targets.loihi import learning
 
+    plans = plan_of(g)
+    fields = ranges.LavaFields.of(load_target("loihi"))
+    run_cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    if any(lp.model == ranges.MICROCODE for lp in plans.values()):
+        from snnhw.targets.loihi.microcode_lif import MicrocodeLIF, PyMicrocodeLIFModel
+        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={MicrocodeLIF: PyMicrocodeLIFModel})
     T, B = x.shape[:2]
     out = {k: {p.name: np.zeros((T, B, *p.shape), np.int64) for p in g.neurons}
            for k in ("spikes", "voltage", "current")}
+    counter = overflow.Counter(g, plans)
+    dense = lambda w, bits: LavaDense(weights=w.astype(np.int32), num_message_bits=bits,
+                                      num_weight_bits=fields.weight_max.bit_length() + 1, sign_mode=SignMode.MIXED)
     for b in range(B):
         sample = x[:, b]
         data = sample.transpose(*range(sample.ndim - 1, -1, -1))  # [T, C, H, W] -> (W, H, C, T); [T, N] -> (N, T)
         src = RingBuffer(data=np.ascontiguousarray(data).astype(np.int32))
         port = {g.input.name: src.s_out}
+        real = {g.input.name: src.s_out}  # the process port behind a (possibly reshaped) port, for probes
         graded = {g.input.name: g.input.bits > 1}
         monitors, plastic = [], {}
         for n in g.nodes[1:]:
             bits = 24 if graded[n.input] else 0
             if isinstance(n, PlasticDense):  # learning synapses: targets/loihi/learning.py
                 plastic[n.name] = learning.synapse(n, port[n.input])
-                port[n.name] = plastic[n.name].a_out
+                port[n.name] = real[n.name] = plastic[n.name].a_out
             elif isinstance(n, Dense):
-                d = LavaDense(weights=n.weight.astype(np.int32), num_message_bits=bits,
-                              num_weight_bits=9, sign_mode=SignMode.MIXED)
+                d = dense(n.weight, bits)
                 port[n.input].connect(d.s_in)
-                port[n.name] = d.a_out
+                port[n.name] = real[n.name] = d.a_out
             elif isinstance(n, Conv2d):
                 c, h, w = n.in_shape
                 conv = LavaConv(weight=conv_weight(n.weight).astype(np.int32), input_shape=(w, h, c),
                                 padding=n.padding[::-1], stride=n.stride[::-1], dilation=n.dilation[::-1],
                                 groups=n.groups, num_message_bits=bits)
                 port[n.input].connect(conv.s_in)
-                port[n.name] = conv.a_out
+                port[n.name] = real[n.name] = conv.a_out
             elif isinstance(n, Flatten):
                 p = port[n.input]
                 port[n.name] = p.transpose([2, 1, 0]).flatten() if len(n.in_shape) == 3 else p
+                real[n.name] = real[n.input]
             elif isinstance(n, LIF):
-                mant, exp = bias_parts(lif_bias(g, n))
-                lif = LavaLIF(shape=to_lava(np.empty(n.shape)).shape, du=int(4095 - int(n.alpha)),
-                              dv=int(4096 - int(n.beta)), vth=int(int(n.threshold) >> 6),
-                              bias_mant=to_lava(mant), bias_exp=to_lava(exp))
+                lp = plans[n.name]
+                lif, rec_port = _lava_neuron(g, n, lp, fields)
                 port[n.input].connect(lif.a_in)
                 if n.input in plastic:
                     learning.connect_post(plastic[n.input], lif)
+                probes = [("spikes", lif.s_out)]
                 if n.rec_weight is not None:
-                    r = LavaDense(weights=n.rec_weight.astype(np.int32), num_weight_bits=9, sign_mode=SignMode.MIXED)
+                    r = dense(n.rec_weight, 0)
                     lif.s_out.connect(r.s_in)
-                    r.a_out.connect(lif.a_in)
-                port[n.name] = lif.s_out
-                probes = [("spikes", lif.s_out)] + ([("voltage", lif.v), ("current", lif.u)] if record_state else [])
-                for key, target in probes:
+                    r.a_out.connect(rec_port)
+                    if lp.model == ranges.INTEL:
+                        probes.append(("rec_in", r.a_out))
+                if record_state or lp.model == ranges.INTEL:
+                    probes += [("voltage", lif.v), ("current", lif.u)]
+                if lp.model == ranges.INTEL:
+                    probes.append(("feed_in", real[n.input]))
+                mons = []
+                for key, target in probes:  # one Monitor per probe: a second probe on one Monitor fails in Lava 0.10
                     m = Monitor()
                     m.probe(target, T)
-                    monitors.append((key, n, m))
+                    mons.append((key, target, m))
+                monitors.append((n, lif, mons))
+                port[n.name] = real[n.name] = lif.s_out
             else:
                 raise ValueError(f"node {n.name}: {type(n).__name__} is not mapped to Lava")
             graded[n.name] = graded[n.input] if isinstance(n, Flatten) else False
         try:
             t0 = time.perf_counter()
-            src.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            src.run(condition=RunSteps(num_steps=T), run_cfg=run_cfg)
             if timings is not None:
                 timings["run_s"] = timings.get("run_s", 0.0) + time.perf_counter() - t0
-            for key, n, m in monitors:
-                data = m.get_data()
-                proc = next(iter(data))
-                arr = np.asarray(data[proc][next(iter(data[proc]))]).reshape(T, *to_lava(np.empty(n.shape)).shape)
-                out[key][n.name][:, b] = np.stack([to_lava(a) for a in arr]).astype(np.int64) if arr.ndim == 4 \
-                    else arr.astype(np.int64)
+            for n, lif, mons in monitors:
+                rec = _recorded(mons, T)
+                for key in ("spikes", "voltage", "current"):
+                    if key in rec:
+                        out[key][n.name][:, b] = rec[key].reshape(T, *n.shape)
+                counter.observe(n, lif, rec, b)
             learning.read_weights(plastic, out, b, B)
         finally:
             src.stop()
-    if record_state:
-        for p in g.neurons:
-            out["current"][p.name] += g.synapse_bias(p)
-    return {k: v for k, v in out.items() if k in ("spikes", "weights") or record_state}
+    for p in g.neurons:
+        if plans[p.name].bias_moved_to_voltage:  # the IR's u holds the synapse biases Lava added to v
+            out["current"][p.name] += (ranges.feed_bias(g, p) + ranges.rec_bias(p)) << p.format.input_shift
+    result = {k: v for k, v in out.items() if k in ("spikes", "weights") or record_state}
+    result["overflow"] = counter.counts
+    return result
+
+
+def _recorded(mons, T: int) -> dict:
+    """Monitors' recorded arrays, by probe key: ``[T, *IR shape]`` int64 ((W, H, C) turned back to (C, H, W))."""
+    rec = {}
+    for key, target, m in mons:
+        data = m.get_data()
+        arr = np.asarray(data[target.process.name][target.name]).reshape(T, *target.shape)
+        rec[key] = np.stack([to_lava(a) for a in arr]).astype(np.int64) if arr.ndim == 4 else arr.astype(np.int64)
+    return rec
 
 
 def simulate_netx(path: str, x: np.ndarray, graded: bool) -> np.ndarray:

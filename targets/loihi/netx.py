@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
-from snnhw.targets.loihi.lava_sim import lif_bias
+from snnhw.targets import load as load_target
+from snnhw.targets.loihi import ranges
 
 NETX_FILE = "network.net"
 
@@ -25,6 +26,7 @@ NETX_FILE = "network.net"
 def problems(g: Graph) -> list[str]:
     """What netx 0.6.0 cannot express in ``g`` (empty: the file can be written)."""
     out = []
+    plans = ranges.plan(g, load_target("loihi"))[0]
     for n in g.nodes[1:]:
         if isinstance(n, PlasticDense):
             out.append(f"layer {n.name}: netx has no learning synapses (a netx file would hold static weights)")
@@ -32,8 +34,11 @@ def problems(g: Graph) -> list[str]:
             out.append(f"layer {n.name}: netx has no pooling layer ('pool' raises NotImplementedError in lava-dl 0.6.0)")
         if isinstance(n, (Dense, Conv2d)) and not isinstance(g.node(_consumer(g, n.name)), LIF):
             out.append(f"layer {n.name}: netx needs every synapse to feed a neuron layer")
-        if isinstance(n, LIF):
-            if np.any(lif_bias(g, n) % 64):
+        if isinstance(n, LIF) and plans[n.name].model != ranges.INTEL:
+            out.append(f"layer {n.name}: netx describes only Intel's CUBA LIF, and this layer runs on "
+                       f"MicrocodeLIF ({'; '.join(plans[n.name].why_not_intel)})")
+        elif isinstance(n, LIF):
+            if np.any(ranges.voltage_bias(g, n, plans[n.name]) % 64):
                 out.append(f"layer {n.name}: netx biases are in weight units (multiples of 64 state units)")
             if n.rec_weight is not None and not isinstance(g.node(n.input), Dense):
                 out.append(f"layer {n.name}: netx has recurrence only on dense layers")
@@ -57,8 +62,8 @@ def _neuron(group: h5py.Group, pop: LIF):
     nrn.create_dataset("gradedSpike", data=np.bool_(False))
 
 
-def _bias(group: h5py.Group, g: Graph, pop: LIF):
-    total = lif_bias(g, pop) >> 6
+def _bias(group: h5py.Group, g: Graph, pop: LIF, lp: ranges.LayerPlan):
+    total = ranges.voltage_bias(g, pop, lp) >> 6
     if not np.any(total):
         return
     if total.ndim == 3:
@@ -73,6 +78,7 @@ def _bias(group: h5py.Group, g: Graph, pop: LIF):
 
 def write(g: Graph, path: Path) -> None:
     """Write ``g`` (a fixed IR inside the loihi target) as a netx HDF5 file; see :func:`problems`."""
+    plans = ranges.plan(g, load_target("loihi"))[0]
     pops = {n.input: n for n in g.neurons}
     # h5py writes no timestamps unless track_times is set; keep files byte-identical
     with h5py.File(path, "w", libver="earliest", track_order=True) as f:
@@ -101,7 +107,7 @@ def write(g: Graph, path: Path) -> None:
                 if pop.rec_weight is not None:
                     grp.create_dataset("weight_rec", data=pop.rec_weight.astype(np.int64))
                 _neuron(grp, pop)
-                _bias(grp, g, pop)
+                _bias(grp, g, pop, plans[pop.name])
             elif isinstance(n, Conv2d):
                 pop = pops[n.name]
                 grp = layers.create_group(str(i))
@@ -116,6 +122,6 @@ def write(g: Graph, path: Path) -> None:
                 grp.create_dataset("groups", data=np.int64(n.groups))
                 grp.create_dataset("weight", data=n.weight.astype(np.int64))
                 _neuron(grp, pop)
-                _bias(grp, g, pop)
+                _bias(grp, g, pop, plans[pop.name])
             if grp is not None:
                 i += 1

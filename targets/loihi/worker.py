@@ -2,7 +2,8 @@
 
 JOB_DIR holds ``model.onnx`` (fixed IR), ``input.npy`` (integer input ``[T, B, *shape]``) and
 ``options.json`` (``record_state``, or ``netx``: the path of a netx file to run with lava-dl's own
-loader instead); the worker writes ``result.npz`` or ``error.txt``. The parent (backend.py) runs
+loader instead); the worker writes ``result.npz`` (and ``overflow.json``, the observed overflow
+counts) or ``error.txt``. The parent (backend.py) runs
 it in a new session with a timeout and kills the whole process group afterwards, so Lava's forked
 children never outlive a run, even when Lava hangs.
 """
@@ -27,6 +28,7 @@ def main(job: Path) -> int:
             arrays = {"spikes/output": simulate_netx(opts["netx"], x, opts["graded"])}
         else:
             res = simulate(load(job / "model.onnx"), x, record_state=opts.get("record_state", False))
+            (job / "overflow.json").write_text(json.dumps(res.pop("overflow")))
             arrays = {f"{kind}/{name}": a for kind, d in res.items() for name, a in d.items()}
         np.savez(job / "result.npz", **arrays)
         return 0
