@@ -45,20 +45,6 @@ def check_samples(x: np.ndarray, what: str) -> None:
                          "([T, B, *shape] with T, B >= 1)")
 
 
-def load_labels(path, samples: int, classes: int) -> np.ndarray:
-    """Integer class labels ``[B]`` in ``0..classes-1`` from ``path`` (refuses NaN, fractions, negatives)."""
-    y = load_array(path).reshape(-1)
-    if y.shape[0] != samples:
-        raise SnnhwError(f"--labels has {y.shape[0]} entries for {samples} samples")
-    yf = y.astype(np.float64)
-    if not np.all(np.isfinite(yf)) or not np.all(yf == np.round(yf)):
-        raise SnnhwError(f"--labels {path}: labels must be whole class numbers (found NaN, Inf or fractions)")
-    if y.size and (yf.min() < 0 or yf.max() >= classes):
-        raise SnnhwError(f"--labels {path}: labels range over [{int(yf.min())}, {int(yf.max())}], but the output "
-                         f"layer has {classes} neurons (classes 0..{classes - 1})")
-    return yf.astype(np.int64)
-
-
 def written_by_snnhw(path: Path) -> bool:
     """Whether ``path`` is a result archive of ``snnhw run`` (its zip comment says so)."""
     try:

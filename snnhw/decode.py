@@ -98,10 +98,16 @@ class Decoding:
         y = y.reshape(-1)
         if y.shape[0] != batch:
             raise SnnhwError(f"--labels has {y.shape[0]} entries for {batch} samples")
-        if not np.all(np.isfinite(y.astype(np.float64))) or np.any(y != np.round(y)) or np.any(y < 0):
-            raise SnnhwError(f"--labels must be class indices (integers >= 0) for --decode {self}; "
-                             "use --decode regression for float targets")
-        return y.astype(np.int64)
+        yf = y.astype(np.float64)
+        if not np.all(np.isfinite(yf)) or np.any(yf != np.round(yf)):
+            raise SnnhwError(f"--labels must be whole class numbers for --decode {self} (found NaN, Inf or "
+                             "fractions); use --decode regression for float targets")
+        classes = output_size // self.group if self.kind == "population" else output_size
+        if y.size and (yf.min() < 0 or yf.max() >= classes):
+            groups = f" in groups of {self.group}" if self.kind == "population" else ""
+            raise SnnhwError(f"--labels range over [{int(yf.min())}, {int(yf.max())}], but the output layer has "
+                             f"{output_size} neurons{groups} (classes 0..{classes - 1})")
+        return yf.astype(np.int64)
 
 
 def parse_decoding(text: str) -> Decoding:

@@ -30,7 +30,7 @@ from torch import nn
 from snnhw.compiler.pipeline import CompileOptions, compile_graph
 from snnhw.compiler.quant_report import signal_scales
 from snnhw.compiler.timing import latency
-from snnhw.errors import SnnhwError
+from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.frontends.snntorch_trace import to_ir
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d, StateFormat
 from snnhw.semantics import quantize_input
@@ -119,6 +119,11 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
         p = {}
         if isinstance(fx, (Dense, Conv2d)):
             m = net.get_submodule(fx.name)
+            if tuple(m.weight.shape) != tuple(fx.weight.shape):
+                raise UnsupportedError(
+                    f"finetune: layer {fx.name} was composed with the pooling next to it (the compiler's fold-linear "
+                    "pass), and fine-tuning does not train through composed layers yet; replace the pooling with a "
+                    "stride-2 convolution, or fine-tune the network without it")
             p["weight"] = _ste(_t(fx.weight), m.weight.double() * (scale[fx.input] / scale[fx.name]))
             if fx.bias is not None:
                 p["bias"] = _ste(_t(fx.bias), m.bias.double() / scale[fx.name])

@@ -113,10 +113,28 @@ def _neuron_values(pop: LIF, fixed: bool) -> dict:
     return {k: _per_neuron(v, pop.shape) for k, v in vals.items()}
 
 
-def _neuron_node(pop: LIF, fixed: bool, dt: float, meta: dict):
+def _biases_into_synapses(g: Graph, fixed: bool) -> dict:
+    """Voltage biases that move into the Dense feeding their population, per Dense name (float units).
+
+    Without a current decay (alpha = 0) ``v = beta v + (W x + b) + bias`` equals ``v = beta v +
+    (W x + (b + bias))``: the bias goes into the Affine's bias, where every NIR reader has it (the
+    quantizer moves synapse biases the other way, into the finer voltage bias; snntorch's importer
+    does not read ``v_leak``)."""
+    out = {}
+    for pop in g.neurons:
+        src = g.node(pop.input)
+        v = _neuron_values(pop, fixed)
+        if isinstance(src, Dense) and not np.any(v["alpha"]) and np.any(v["bias"]):
+            out[src.name] = v["bias"].reshape(-1)
+    return out
+
+
+def _neuron_node(pop: LIF, fixed: bool, dt: float, meta: dict, bias_moved: bool):
     import nir
     v = _neuron_values(pop, fixed)
     a, b, thr, bias = v["alpha"], v["beta"], v["threshold"], v["bias"]
+    if bias_moved:
+        bias = np.zeros_like(bias)
     zero = np.zeros(pop.shape)
     if not np.any(a) and np.all(b == 1) and not np.any(bias):
         return nir.IF(r=np.ones(pop.shape), v_threshold=thr, v_reset=zero, metadata=meta)
@@ -155,6 +173,7 @@ def to_nir(g: Graph, dt: float | None = None):
         else:
             in_meta["snnhw_input"] = "binary spikes 0/1"
     nodes["input"] = nir.Input(input_type={"input": np.array(inp.shape)}, metadata=in_meta)
+    moved = _biases_into_synapses(g, fixed)
     for n in g.nodes[1:]:
         name = names[n.name]
         edges.append((names[n.input], name))
@@ -162,7 +181,10 @@ def to_nir(g: Graph, dt: float | None = None):
         if isinstance(n, (Dense, Conv2d)):
             lsb = unit[n.name] / unit[n.input]
             w = _f32(n.weight.astype(np.float64) * lsb)
-            bias = None if n.bias is None else _f32(n.bias.astype(np.float64) * unit[n.name])
+            bias = None if n.bias is None else n.bias.astype(np.float64) * unit[n.name]
+            if n.name in moved:
+                bias = (0.0 if bias is None else bias) + moved[n.name]
+            bias = None if bias is None else _f32(bias)
             meta = {"snnhw_weight_lsb": lsb, "snnhw_bias_lsb": unit[n.name], "snnhw_delay_steps": int(n.delay)}
             if fixed:
                 meta["snnhw_accumulator"] = _fmt(n.acc)
@@ -184,7 +206,7 @@ def to_nir(g: Graph, dt: float | None = None):
             nodes[name] = nir.Flatten(input_type={"input": np.array(n.in_shape)}, start_dim=0, end_dim=-1,
                                       metadata=meta)
         else:
-            nodes[name] = _neuron_node(n, fixed, dt, _pop_meta(n, fixed, lost, name))
+            nodes[name] = _neuron_node(n, fixed, dt, _pop_meta(n, fixed, lost, name), n.input in moved)
             if n.rec_weight is not None:
                 s = (1 << n.format.input_shift) * n.format.state_scale if fixed else 1.0
                 w = _f32(n.rec_weight.astype(np.float64) * s)

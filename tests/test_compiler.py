@@ -126,12 +126,10 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(8, 10)
-        self.lif = snn.Synaptic(alpha=0.5, beta=0.9)
+        self.lif = snn.Synaptic(alpha=0.5, beta=0.9, init_hidden=True)
 
     def forward(self, x):
-        syn, mem = self.lif.init_synaptic()
-        spk, syn, mem = self.lif(self.fc(x), syn, mem)
-        return spk
+        return self.lif(self.fc(x))
 """
 
 

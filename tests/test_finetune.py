@@ -11,6 +11,7 @@ from conftest import ROOT, run_cli
 from torch import nn
 
 from snnhw.compiler.pipeline import CompileOptions
+from snnhw.errors import UnsupportedError
 from snnhw.finetune import param_tensors, deployment, finetune, fixed_forward
 from snnhw.targets import load
 from snnhw.targets.emu.emulator import run
@@ -103,15 +104,25 @@ def test_torch_fixed_forward_equals_the_emulator_recurrent(target, reset, delay)
                if n.endswith("weight")), [n for n, p in net.named_parameters() if p.grad is None]
 
 
-def test_torch_fixed_forward_equals_the_emulator_conv_pool():
+def test_torch_fixed_forward_equals_the_emulator_conv():
     torch.manual_seed(1)
-    net = _scaled(ConvNet(), 2.0)
+    net = ConvNet()
+    net.pool = nn.Identity()  # no pooling: fc then reads all 4 x 8 x 8 spikes
+    net.fc = nn.Linear(4 * 8 * 8, 5)
+    net = _scaled(net, 2.0)
     x = np.random.default_rng(1).random((12, 3, 1, 8, 8)).astype(np.float32)
     float_g, fixed = deployment(net, (1, 8, 8), load("emu"), CompileOptions(input_bits=8, input_max=1.0,
                                                                            weight_bits=5))
     ref = run(fixed, x).spikes
     assert all(s.sum() > 0 for s in ref.values())
     _same(fixed_forward(fixed, x, param_tensors(net, float_g, fixed)), ref)
+
+
+def test_pooling_composed_into_a_layer_is_refused_by_name():
+    net = ConvNet()
+    float_g, fixed = deployment(net, (1, 8, 8), load("emu"), CompileOptions(input_bits=8, input_max=1.0))
+    with pytest.raises(UnsupportedError, match="layer fc was composed with the pooling"):
+        param_tensors(net, float_g, fixed)
 
 
 def _tiny_digits(n=48, steps=8):

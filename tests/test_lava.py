@@ -300,7 +300,9 @@ def test_netx_file_loaded_by_lava_dl_equals_emulator(tmp_path_factory, case):
     g, x = case
     # alpha = 4096 / beta = 0 are outside Loihi's du/dv fields: those layers run on MicrocodeLIF, not in netx
     assume(all(int(p.alpha) < 4096 and int(p.beta) > 0 for p in g.neurons))
-    assert netx.problems(g) == []
+    problems = netx.problems(g)
+    assume(not any("runs on MicrocodeLIF" in p for p in problems))  # the range proof keeps it off Intel's LIF
+    assert problems == []
     path = tmp_path_factory.mktemp("netx") / "network.net"
     netx.write(g, path)
     out = simulate_netx_in_worker(g, path, x)

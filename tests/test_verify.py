@@ -311,34 +311,36 @@ from torch import nn
 
 
 class Echo(nn.Module):
-    """Each input channel drives its own neuron (weight 2): subtract reset, which Loihi lacks."""
+    """Each of the 2x2 input pixels drives its own neuron (weight 2) through a max pooling of the
+    synaptic currents (snntorch tutorial 6's order), which Loihi cannot run."""
 
     def __init__(self):
         super().__init__()
-        self.fc = nn.Linear(4, 4, bias=False)
+        self.conv = nn.Conv2d(1, 4, 2, bias=False)
+        self.pool = nn.MaxPool2d(1)
         self.lif = snn.Leaky(beta=0.5, init_hidden=True)
 
     def forward(self, x):
-        return self.lif(self.fc(x))
+        return self.lif(self.pool(self.conv(x)))
 '''
 
 
 def test_a_refusing_target_is_reported_and_the_others_verified(tmp_path):
     net = arch_module(tmp_path, REFUSED_ARCH, "echo").Echo()
     with torch.no_grad():
-        net.fc.weight.copy_(2 * torch.eye(4))
+        net.conv.weight.copy_(2 * torch.eye(4).reshape(4, 1, 2, 2))
     torch.save(net.state_dict(), tmp_path / "m.pt")
     rng = np.random.default_rng(0)
     labels = np.arange(8) % 4
     x = (rng.random((12, 8, 4)) < 0.1).astype(np.float32)
-    x[:, np.arange(8), labels] = (rng.random((12, 8)) < 0.8)  # the label's channel spikes most
-    np.save(tmp_path / "x.npy", x)
+    x[:, np.arange(8), labels] = (rng.random((12, 8)) < 0.8)  # the label's pixel spikes most
+    np.save(tmp_path / "x.npy", x.reshape(12, 8, 1, 2, 2))
     np.save(tmp_path / "y.npy", labels)
     args = [tmp_path / "m.pt", "--arch", f"{tmp_path / 'echo.py'}:Echo", "--input", tmp_path / "x.npy",
-            "--labels", tmp_path / "y.npy", "--targets", "emu,loihi"]
+            "--input-shape", "1,2,2", "--labels", tmp_path / "y.npy", "--targets", "emu,loihi"]
     rc, r, _ = cli_json(*args)
     assert rc == 3 and r["refused"] == ["loihi"] and not r["passed"]
-    assert "subtract" in r["targets"]["loihi"]["refused"]
+    assert "max pooling" in r["targets"]["loihi"]["refused"]
     assert all(c["passed"] for c in r["checks"]) and {c["target"] for c in r["checks"]} == {"model", "emu"}
     assert r["targets"]["emu"]["accuracy"] == 1.0
     rc, so, _ = run_cli("verify", *args)

@@ -299,6 +299,10 @@ class PlasticDense(Dense):
         return (steps // self.rule.t_epoch) * int(self.weight.size)
 
 
+REFERENCE_FIELDS = ("input", "post")
+"""Node attributes that hold the name of another node (``input``: the node read; ``post``: the
+population a plastic synapse learns from); renaming nodes must rename these too."""
+
 Synapse = Union[Dense, Conv2d, Pool2d, Flatten]
 Node = Union[Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF]
 NODE_TYPES = (Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF)
