@@ -67,6 +67,9 @@ def main() -> None:
     if ice:
         print(f"  iCE40 synthesis           {ice['lut']} LUT, {ice['ff']} FF, {ice['bram']} BRAM, {ice['dsp']} DSP "
               f"(yosys synth_ice40 -dsp; details in {OUT / 'fpga' / 'fpga_report.json'})")
+    placed = fpga.get("place_and_route", {}).get("iCE40 UP5K")
+    if isinstance(placed, dict) and placed.get("fits"):
+        print(f"  iCE40 UP5K place & route  Fmax {placed['fmax_mhz']} MHz (nextpnr), bitstream {placed['bitstream']}")
     if not all(same.values()):
         sys.exit(1)
 
