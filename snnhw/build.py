@@ -53,7 +53,7 @@ def sha256(path: Path) -> str:
 def _json(path: Path):
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -225,7 +225,7 @@ def read_manifest(build: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InvalidFileError(f"{build} is not an snnhw build (no {MANIFEST}); create it with `snnhw compile`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (ValueError, OSError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidFileError(f"{path} is corrupt ({type(exc).__name__}); recompile the build") from None
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or \
             not all(isinstance(k, str) and isinstance(v, str) for k, v in data["files"].items()):
@@ -245,15 +245,17 @@ def read_manifest(build: Path) -> dict:
 def _check_manifest_text(data, path: Path) -> None:
     """Refuse control characters anywhere in the manifest and file entries that leave the build."""
     def strings(v):
-        if isinstance(v, str):
-            yield v
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                yield from strings(k)
-                yield from strings(x)
-        elif isinstance(v, list):
-            for x in v:
-                yield from strings(x)
+        found, stack = [], [v]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, str):
+                found.append(x)
+            elif isinstance(x, dict):
+                stack.extend(x.keys())
+                stack.extend(x.values())
+            elif isinstance(x, list):
+                stack.extend(x)
+        return found
 
     for text in strings(data):
         if any(is_control(ch) for ch in text):

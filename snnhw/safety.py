@@ -9,7 +9,9 @@
   turns it into :class:`Terminated`, so every ``finally`` runs (child process groups killed,
   temporary directories and half-written outputs removed) and the CLI exits with 143.
 * ``SNNHW_*_TIMEOUT`` variables must be positive numbers of seconds (:func:`check_environment`).
-* Outputs never overlap inputs (:func:`check_disjoint`).
+* Outputs never overlap inputs (:func:`check_disjoint`) and are written only where a real probe
+  file can be created (:func:`writable_folder`).
+* Worker processes get the IR with index names (:func:`with_index_names`), never the model's text.
 """
 from __future__ import annotations
 

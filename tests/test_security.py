@@ -297,6 +297,15 @@ REFUSED = {
                                    "control character"),
     "pickle-os-system": (lambda w, t, mp: ["compile", _evil_pickle(t), "-o", t / "b"], "pickles posix.system"),
     "pickle-protocol-5": (lambda w, t, mp: ["compile", _pickle5(t), "-o", t / "b"], "plain pickle (protocol 5)"),
+    "model-dev-zero": (lambda w, t, mp: ["compile", "/dev/zero", "--arch", w.arch, "-o", t / "b"],
+                       "not a readable torch file (Unsupported operand 0)"),
+    "model-is-a-directory": (lambda w, t, mp: ["compile", _mkdir(t / "m"), "--arch", w.arch, "-o", t / "b"],
+                             "cannot read model"),
+    "input-object-array": (lambda w, t, mp: ["run", w.build, "-i", _object_npy(t), "-o", t / "o.npz"],
+                           "not a readable .npy array"),
+    "input-nan": (lambda w, t, mp: ["run", w.build, "-i", array(t, np.full((3, 1, 16), np.nan, np.float32)),
+                                    "-o", t / "o.npz"], "values other than 0 and 1"),
+    "arch-dev-zero": (lambda w, t, mp: ["compile", w.sd, "--arch", "/dev/zero:Net", "-o", t / "b"], "does not exist"),
     # 2. outputs never destroy user data or inputs
     "compile-o-user-dir": (lambda w, t, mp: ["compile", w.sd, "--arch", w.arch, "-o", _user_dir(t)],
                            "snnhw did not write"),
@@ -377,6 +386,9 @@ REFUSED = {
     "manifest-absolute-file": (lambda w, t, mp: ["inspect", _manifest_files(w, t, "/etc/passwd")], "outside the build"),
     "build-ir-is-a-symlink": (lambda w, t, mp: ["run", _ir_symlink(w, t), "-i", w.x, "-o", t / "o.npz"],
                               "symbolic link"),
+    "manifest-nested-100k-deep": (lambda w, t, mp: ["inspect", _deep_manifest(w, t)], "is corrupt"),
+    "compile-o-folder-with-deep-manifest": (lambda w, t, mp: ["compile", w.sd, "--arch", w.arch, "-o",
+                                                              _deep_manifest(w, t)], "snnhw did not write"),
     "manifest-input-not-a-dict": (lambda w, t, mp: ["inspect", _manifest(w, t, input=3)], "input description"),
     "float-ir-as-build": (lambda w, t, mp: ["report", _float_build(w, t), "-i", w.x, "-o", t / "r"],
                           "holds a float IR"),
@@ -418,6 +430,11 @@ def _must_not_run(*args, **kwargs):
     raise AssertionError("the backend ran although the output could not be written")
 
 
+def _object_npy(t: Path) -> Path:
+    np.save(t / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return t / "obj.npy"
+
+
 def _mkdir(p: Path) -> Path:
     p.mkdir()
     return p
@@ -457,6 +474,12 @@ def _manifest_files(w, t, extra: str):
     m = json.loads((b / "manifest.json").read_text())
     m["files"][extra] = "0" * 64
     (b / "manifest.json").write_text(json.dumps(m))
+    return b
+
+
+def _deep_manifest(w, t):
+    b = copy_build(w, t)
+    (b / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
     return b
 
 

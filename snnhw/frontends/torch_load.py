@@ -97,8 +97,9 @@ def _torch_load(path: Path, trust: bool):
             raise SnnhwError(f"{path} {what}; save a state_dict with torch.save(model.state_dict(), ...) and pass "
                              "--arch FILE.py:NAME, or pass --trust-pickle if you trust this file (it can run "
                              "arbitrary code)") from None
-        first = next((ln for ln in msg.splitlines() if ln.strip()), type(exc).__name__)
-        raise InvalidFileError(f"{path} is not a readable torch file ({first[:200]})") from None
+        lines = [ln.strip() for ln in msg.split("WeightsUnpickler error:")[-1].splitlines() if ln.strip()]
+        raise InvalidFileError(f"{path} is not a readable torch file ({(lines or [type(exc).__name__])[0][:200]})") \
+            from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
             ModuleNotFoundError, TypeError, IndexError, MemoryError, OverflowError) as exc:
         protocol = _pickle_protocol(path)
