@@ -76,7 +76,7 @@ def same(a, b) -> bool:
 
 
 def main():
-    from snnhw.shard import run_sharded
+    from snnhw.shard import Sharding, run_sharded
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--slow-samples", type=int, default=8)
@@ -95,7 +95,7 @@ def main():
             base = None
             for engine, w, ray in (("local", 1, None), ("local", workers, None), ("ray local", workers, "local")):
                 t0 = time.perf_counter()
-                res = run_sharded(target, build, x, workers=w, ray=ray, layers={"3"})
+                res = run_sharded(target, build, x, sharding=Sharding(w, ray), layers={"3"})
                 dt = time.perf_counter() - t0
                 if base is None:
                     base, ref = dt, res

@@ -226,7 +226,7 @@ def run(
         x = pad_steps(x, pad)
         sharding = _sharding(workers, ray)
         with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name} ({sharding.describe()})"):
-            res = run_sharded(tgt.name, Path(build), x, record_state, sharding.workers, sharding.ray, layers=keep)
+            res = run_sharded(tgt.name, Path(build), x, record_state, sharding, layers=keep)
     arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
     arrays["output"] = arrays[g.output.name]
     for name, v in res.voltage.items():
@@ -258,8 +258,6 @@ def run(
 
 def _sharding(workers: int, ray: str | None):
     from snnhw.shard import Sharding
-    if workers < 1:
-        raise SnnhwError(f"--workers {workers}: give at least 1")
     return Sharding(workers, ray)
 
 

@@ -45,6 +45,10 @@ class Sharding:
     workers: int = 1
     ray: str | None = None
 
+    def __post_init__(self):
+        if self.workers < 1:
+            raise SnnhwError(f"--workers {self.workers}: give at least 1")
+
     def describe(self) -> str:
         return f"Ray ({self.ray})" if self.ray else (f"{self.workers} workers" if self.workers > 1 else "one process")
 
@@ -182,16 +186,14 @@ def _run_ray(target, build_dir, record_state, layers, x, shards, workers, addres
             ray.shutdown()
 
 
-def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False, workers: int = 1,
-                ray: str | None = None, max_samples: int = DEFAULT_SHARD_SAMPLES, layers=None) -> RunResult:
+def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,
+                sharding: Sharding = Sharding(), max_samples: int = DEFAULT_SHARD_SAMPLES, layers=None) -> RunResult:
     """Run ``x`` ``[T, B, ...]`` on the build with ``target``'s backend, sharded over the batch.
 
-    workers: local processes (or Ray CPUs for ``ray="local"``); ray: a Ray address (see the module
-    docstring) or None for local processes; max_samples: the largest shard (bounds the memory one
+    sharding: where the shards run (:class:`Sharding`); max_samples: the largest shard (bounds the memory one
     backend run needs); layers: names of the populations whose arrays are kept (None: all). The
     result equals an unsharded run byte for byte."""
-    if workers < 1:
-        raise SnnhwError(f"--workers {workers}: give at least 1")
+    workers, ray = sharding.workers, sharding.ray
     shards = plan_shards(int(x.shape[1]), workers, max_samples)
     if ray is not None:
         parts = _run_ray(target, build_dir, record_state, layers, x, shards, workers, ray)

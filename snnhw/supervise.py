@@ -7,6 +7,7 @@ timeout becomes one clear SnnhwError.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -27,10 +28,8 @@ class Finished:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=None) -> Finished:
@@ -61,7 +60,5 @@ def run_supervised(args: list[str], timeout: float, what: str, hint: str, cwd=No
 
 def _reap(proc: subprocess.Popen) -> None:
     """Wait for the killed leader, so it is gone before its temporary files are removed."""
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL is not ignorable: a bound, not an expectation
         proc.wait(timeout=REAP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
-        pass

@@ -112,7 +112,7 @@ def _run_backend(target: TargetDescription, build_dir: Path, x: np.ndarray, reco
     """The one place verify executes a target's backend: the build in ``build_dir`` on ``x`` (its
     hash-checked artifacts, as ``snnhw run`` executes them), sharded as ``sharding`` says."""
     backend_for(target).check(b.load_build(build_dir)[0])
-    return run_sharded(target.name, build_dir, x, record_state, sharding.workers, sharding.ray)
+    return run_sharded(target.name, build_dir, x, record_state, sharding)
 
 
 def _is_emulator(target: TargetDescription) -> bool:

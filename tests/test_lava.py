@@ -221,15 +221,22 @@ def test_snntorch_default_leaky_runs_on_loihi_microcode_equal_to_emulator(tmp_pa
     plan = json.loads((tmp_path / "b" / "lava_plan.json").read_text())
     assert plan["summary"] == {"intel": 0, "microcode": 1}
     np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((12, 2, 4)) < 0.6).astype(np.float32))
+    assert _lava_equals_emu(tmp_path)["output"].sum() > 0
+    assert not _leftover_processes()
+
+
+def _lava_equals_emu(tmp_path) -> dict:
+    """Run the build ``tmp_path/b`` on ``x.npy`` with ``snnhw run`` on loihi and on emu (states
+    recorded); every array must be equal. Returns Lava's arrays."""
     for tgt in ("loihi", "emu"):
         rc, _, se = run_cli("run", tmp_path / "b", "--target", tgt, "--input", tmp_path / "x.npy", "--record-state",
                             "-o", tmp_path / f"{tgt}.npz")
         assert rc == 0, se
     lava, emu = np.load(tmp_path / "loihi.npz"), np.load(tmp_path / "emu.npz")
-    assert sorted(lava.files) == sorted(emu.files) and lava["output"].sum() > 0
+    assert sorted(lava.files) == sorted(emu.files)
     for k in lava.files:
         np.testing.assert_array_equal(lava[k], emu[k], err_msg=k)
-    assert not _leftover_processes()
+    return dict(lava)
 
 
 TUTORIAL_CLASS = """
@@ -269,14 +276,7 @@ def test_tutorial_style_class_with_analog_input_runs_on_loihi_equal_to_emulator(
                          "--calib", tmp_path / "x.npy", "-o", tmp_path / "b")
     assert rc == 0, se
     assert "graded" in so
-    for tgt in ("loihi", "emu"):
-        rc, _, se = run_cli("run", tmp_path / "b", "--target", tgt, "--input", tmp_path / "x.npy", "--record-state",
-                            "-o", tmp_path / f"{tgt}.npz")
-        assert rc == 0, se
-    lava, emu = np.load(tmp_path / "loihi.npz"), np.load(tmp_path / "emu.npz")
-    assert sorted(lava.files) == sorted(emu.files) and lava["lif1"].sum() > 0
-    for k in lava.files:
-        np.testing.assert_array_equal(lava[k], emu[k], err_msg=k)
+    assert _lava_equals_emu(tmp_path)["lif1"].sum() > 0
 
 
 def test_lava_timeout_leaves_no_process(monkeypatch):

@@ -637,12 +637,9 @@ def _tagged(tag: str) -> list[int]:
     """Processes whose environment carries SNNHW_TEST_TAG=tag."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                if f"SNNHW_TEST_TAG={tag}".encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as fh:
+            if f"SNNHW_TEST_TAG={tag}".encode() in fh.read().split(b"\0"):
+                found.append(int(pid))
     return found
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 from snnhw.errors import SnnhwError
-from snnhw.shard import Shard, merge, plan_shards, run_build, run_sharded
+from snnhw.shard import Shard, Sharding, merge, plan_shards, run_build, run_sharded
 
 ARCH = '''
 import snntorch as snn
@@ -61,13 +61,13 @@ def test_local_workers_equal_one_process(emu_build):
     ref = run_build("emu", str(d / "b"), True, x)
     assert int(ref.spikes[sorted(ref.spikes)[0]].sum()) > 0
     for workers in (1, 2):
-        _assert_same(run_sharded("emu", d / "b", x, record_state=True, workers=workers, max_samples=8), ref)
+        _assert_same(run_sharded("emu", d / "b", x, record_state=True, sharding=Sharding(workers), max_samples=8), ref)
 
 
 def test_a_local_ray_cluster_equals_one_process(emu_build):
     d, x = emu_build
     ref = run_build("emu", str(d / "b"), False, x)
-    _assert_same(run_sharded("emu", d / "b", x, workers=2, ray="local", max_samples=10), ref)
+    _assert_same(run_sharded("emu", d / "b", x, sharding=Sharding(2, "local"), max_samples=10), ref)
 
 
 def test_a_failing_shard_is_named_by_its_samples(emu_build, tmp_path):
@@ -75,7 +75,7 @@ def test_a_failing_shard_is_named_by_its_samples(emu_build, tmp_path):
     bad = x.copy()
     bad[0, 30, 0] = 2.0  # not a spike: sample 30 is refused by the backend
     with pytest.raises(SnnhwError, match=r"samples 2[0-9]\.\.3[0-9] failed: .*binary spike input"):
-        run_sharded("emu", d / "b", bad, workers=1, max_samples=10)
+        run_sharded("emu", d / "b", bad, max_samples=10)
 
 
 def test_merge_sums_overflow_and_concatenates():
