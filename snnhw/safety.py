@@ -67,14 +67,10 @@ def with_index_names(g):
     """A copy of graph ``g`` whose nodes are named ``n0, n1, ...`` (no metadata), and the map from
     those names back to the user's: what a worker process gets instead of the model's text."""
     import copy
-    from snnhw.ir.nodes import REFERENCE_FIELDS
     indexed = copy.deepcopy(g)
     names = {n.name: f"n{i}" for i, n in enumerate(indexed.nodes)}
     for n in indexed.nodes:
-        n.name = names[n.name]
-        for field in REFERENCE_FIELDS:
-            if getattr(n, field, None):
-                setattr(n, field, names[getattr(n, field)])
+        n.renamed(names)
     indexed.meta = {}
     return indexed, {v: k for k, v in names.items()}
 

@@ -14,10 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from snnhw.errors import InvalidFileError
 from snnhw.ir.graph import Graph
-from snnhw.ir.nodes import (
-    DEPENDENCIES, FACTOR_VARS, LIF, TRACE_NAMES, Conv2d, Dense, Flatten, Input, LearningRule, NeuronFormat,
-    PlasticDense, Pool2d, Product, StateFormat, Trace,
-)
+from snnhw.ir.nodes import OPS, StateFormat
 
 DOMAIN = "snnhw"
 FORMAT_VERSION = "1"
@@ -43,46 +40,6 @@ def _param(name: str, a: np.ndarray, kind: str, weight: bool = False):
     return numpy_helper.from_array(np.array(a, order="C"), name)
 
 
-def _fmt_attrs(prefix: str, f: StateFormat | None) -> dict:
-    return {} if f is None else {f"{prefix}_bits": f.bits, f"{prefix}_overflow": f.overflow}
-
-
-def _rule_attrs(n: PlasticDense) -> dict:
-    """A plastic synapse's rule as ONNX attributes; ``dw`` is a flat int list of products
-    ``[mantissa, exponent, dependency index, number of factors, (var index, const) ...]``."""
-    r = n.rule
-    flat = []
-    for p in r.dw:
-        flat += [p.mantissa, p.exponent, DEPENDENCIES.index(p.dependency), len(p.factors)]
-        for var, const in p.factors:
-            flat += [FACTOR_VARS.index(var), int(const)]
-    traces = {f"{t}_{k}": getattr(r.trace(t), k) for t in TRACE_NAMES for k in ("impulse", "decay")}
-    return dict(post=n.post, w_min=repr(float(n.w_min)), w_max=repr(float(n.w_max)), t_epoch=r.t_epoch,
-                rounding=r.rounding, dw=flat, **traces)
-
-
-def _rule_from(a: dict, node) -> tuple:
-    """(rule, post, w_min, w_max) of a PlasticDense node; malformed lists raise InvalidFileError."""
-    flat = list(_get(a, node, "dw", tuple))
-    products, i = [], 0
-    try:
-        while i < len(flat):
-            mant, exp, dep, nf = flat[i:i + 4]
-            pairs = flat[i + 4:i + 4 + 2 * nf]
-            if nf < 0 or len(pairs) != 2 * nf or not 0 <= dep < len(DEPENDENCIES) or \
-                    any(not 0 <= v < len(FACTOR_VARS) for v in pairs[::2]):
-                raise ValueError
-            products.append(Product(mant, exp, DEPENDENCIES[dep],
-                                    tuple((FACTOR_VARS[v], c) for v, c in zip(pairs[::2], pairs[1::2]))))
-            i += 4 + 2 * nf
-    except ValueError:
-        raise InvalidFileError(f"invalid IR: node {node.name!r} has a malformed dw product list") from None
-    traces = {t: Trace(_get(a, node, f"{t}_impulse", int), _get(a, node, f"{t}_decay", int)) for t in TRACE_NAMES}
-    rule = LearningRule(tuple(products), t_epoch=_get(a, node, "t_epoch", int),
-                        rounding=_get(a, node, "rounding", str), **traces)
-    return rule, _get(a, node, "post", str), _get(a, node, "w_min", float), _get(a, node, "w_max", float)
-
-
 def to_onnx(g: Graph) -> onnx.ModelProto:
     g.validate()
     nodes, inits, infos, outputs = [], [], [], []
@@ -103,37 +60,13 @@ def to_onnx(g: Graph) -> onnx.ModelProto:
         return name
 
     for n in g.nodes:
-        if isinstance(n, Input):
-            add("Input", [GRAPH_INPUT], n.name, shape=list(n.shape), bits=n.bits, scale=repr(float(n.scale)))
-        elif isinstance(n, PlasticDense):
-            add("PlasticDense", [n.input, opt(n, "weight", n.weight, True)], n.name, delay=n.delay,
-                **_fmt_attrs("acc", n.acc), **_rule_attrs(n))
-        elif isinstance(n, Dense):
-            add("Dense", [n.input, opt(n, "weight", n.weight, True), opt(n, "bias", n.bias)], n.name,
-                delay=n.delay, **_fmt_attrs("acc", n.acc))
-        elif isinstance(n, Conv2d):
-            add("Conv2d", [n.input, opt(n, "weight", n.weight, True), opt(n, "bias", n.bias)], n.name,
-                in_shape=list(n.in_shape), stride=list(n.stride), padding=list(n.padding),
-                dilation=list(n.dilation), groups=n.groups, delay=n.delay, **_fmt_attrs("acc", n.acc))
-        elif isinstance(n, Pool2d):
-            add("Pool2d", [n.input], n.name, in_shape=list(n.in_shape), kernel=list(n.kernel),
-                stride=list(n.stride), mode=n.mode)
-        elif isinstance(n, Flatten):
-            add("Flatten", [n.input], n.name, in_shape=list(n.in_shape))
-        elif isinstance(n, LIF):
-            f = n.format
-            fmt = {} if f is None else dict(
-                decay_bits=f.decay_bits, decay_rounding=f.decay_rounding, input_shift=f.input_shift,
-                state_scale=repr(float(f.state_scale)),
-                **_fmt_attrs("current", f.current), **_fmt_attrs("voltage", f.voltage))
-            ins = [n.input] + [opt(n, k, getattr(n, k)) for k in ("alpha", "beta", "threshold", "bias")]
-            ins += [opt(n, "rec_weight", n.rec_weight, True), opt(n, "rec_bias", n.rec_bias)]
-            add("LIF", ins, n.name, shape=list(n.shape), reset_mode=n.reset_mode,
-                reset_timing=n.reset_timing, rec_delay=n.rec_delay, **_fmt_attrs("rec_acc", n.rec_acc), **fmt,
-                rec_weight_exp=int(n.rec_weight_exp) or None)  # stored only when nonzero
+        ins = list(n.sources()) if n.sources() else [GRAPH_INPUT]
+        ins += [opt(n, key, arr, narrow) for key, arr, narrow in n.onnx_params()]
+        add(n.op, ins, n.name, **n.onnx_attrs())
+        if n.is_population:  # spikes: the graph's outputs
             outputs.append(tensor_info(n.name, n.shape, TensorProto.INT8))
-            continue
-        infos.append(tensor_info(n.name, n.shape))
+        else:
+            infos.append(tensor_info(n.name, n.shape))
     graph = helper.make_graph(nodes, "snnhw", [tensor_info(GRAPH_INPUT, g.input.shape)], outputs,
                               initializer=inits, value_info=infos)
     model = helper.make_model(graph, producer_name="snnhw", opset_imports=[helper.make_opsetid(DOMAIN, OPSET)])
@@ -219,6 +152,25 @@ def _fmt(attrs, node, prefix, required):
     return StateFormat(_get(attrs, node, f"{prefix}_bits", int), _get(attrs, node, f"{prefix}_overflow", str))
 
 
+class _NodeReader:
+    """What an op's ``from_onnx`` reads one ONNX node through: its name, its data input ``src``,
+    typed attributes (``get``), register formats (``fmt``) and parameter tensors (``param``)."""
+
+    def __init__(self, node, attrs: dict, reader: _Reader, fixed: bool):
+        self.node, self.attrs, self.reader, self.fixed = node, attrs, reader, fixed
+        self.name = node.output[0]
+        self.src = node.input[0] if node.input else ""
+
+    def get(self, key, typ, default=...):
+        return _get(self.attrs, self.node, key, typ, default)
+
+    def fmt(self, prefix, required):
+        return _fmt(self.attrs, self.node, prefix, required)
+
+    def param(self, idx, required=True):
+        return self.reader.array(self.node, idx, required)
+
+
 def from_onnx(model: onnx.ModelProto) -> Graph:
     """The Graph stored in ``model``, validated; any defect raises InvalidFileError."""
     try:
@@ -254,48 +206,10 @@ def _from_onnx(model: onnx.ModelProto) -> Graph:
         a = _attrs(node)
         if len(node.output) != 1:
             raise InvalidFileError(f"invalid IR: node {node.name!r} must have one output")
-        name = node.output[0]
-        src = node.input[0] if node.input else ""
-        op = node.op_type
-        if op == "Input":
-            nodes.append(Input(name, _get(a, node, "shape", tuple), _get(a, node, "bits", int),
-                               _get(a, node, "scale", float)))
-        elif op == "Dense":
-            nodes.append(Dense(name, src, r.array(node, 1), r.array(node, 2, False), _get(a, node, "delay", int),
-                               _fmt(a, node, "acc", fixed)))
-        elif op == "PlasticDense":
-            rule, post, w_min, w_max = _rule_from(a, node)
-            w = r.array(node, 1)
-            if fixed:
-                w_min, w_max = int(w_min), int(w_max)
-            nodes.append(PlasticDense(name, src, w, None, _get(a, node, "delay", int), _fmt(a, node, "acc", fixed),
-                                      post=post, rule=rule, w_min=w_min, w_max=w_max))
-        elif op == "Conv2d":
-            nodes.append(Conv2d(name, src, r.array(node, 1), _get(a, node, "in_shape", tuple),
-                                r.array(node, 2, False), _get(a, node, "stride", tuple),
-                                _get(a, node, "padding", tuple), _get(a, node, "dilation", tuple),
-                                _get(a, node, "groups", int), _get(a, node, "delay", int),
-                                _fmt(a, node, "acc", fixed)))
-        elif op == "Pool2d":
-            nodes.append(Pool2d(name, src, _get(a, node, "in_shape", tuple), _get(a, node, "kernel", tuple),
-                                _get(a, node, "stride", tuple), _get(a, node, "mode", str)))
-        elif op == "Flatten":
-            nodes.append(Flatten(name, src, _get(a, node, "in_shape", tuple)))
-        elif op == "LIF":
-            fmt = None
-            if fixed:
-                fmt = NeuronFormat(_get(a, node, "decay_bits", int), _get(a, node, "decay_rounding", str),
-                                   _get(a, node, "input_shift", int), _fmt(a, node, "current", True),
-                                   _fmt(a, node, "voltage", True), _get(a, node, "state_scale", float))
-            rec_w = r.array(node, 5, False)
-            nodes.append(LIF(name, src, _get(a, node, "shape", tuple), r.array(node, 1), r.array(node, 2),
-                             r.array(node, 3), r.array(node, 4), _get(a, node, "reset_mode", str),
-                             _get(a, node, "reset_timing", str), rec_w, r.array(node, 6, False),
-                             _get(a, node, "rec_delay", int, 1),
-                             _fmt(a, node, "rec_acc", fixed and rec_w is not None), fmt,
-                             _get(a, node, "rec_weight_exp", int, 0)))
-        else:
-            raise InvalidFileError(f"invalid IR: unknown op {op!r} in node {node.name!r}")
+        op = OPS.get(node.op_type)
+        if op is None:
+            raise InvalidFileError(f"invalid IR: unknown op {node.op_type!r} in node {node.name!r}")
+        nodes.append(op.from_onnx(_NodeReader(node, a, r, fixed)))
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
