@@ -246,9 +246,8 @@ class Emulator:
     def __init__(self, g: Graph):
         self.g = g
         self.fixed = g.kind == "fixed"
-        self.linear = {n.name: _Linear(n.weight, self.fixed) for n in g.nodes
-                       if isinstance(n, Dense) and not isinstance(n, PlasticDense)}
-        if not self.fixed and any(isinstance(n, PlasticDense) for n in g.nodes):
+        self.linear = {n.name: _Linear(n.weight, self.fixed) for n in g.nodes if type(n) is Dense}
+        if not self.fixed and any(n.is_plastic for n in g.nodes):
             raise SnnhwError("plastic synapses learn in the fixed-point IR only (their rule is in integer weight "
                              "units); compile the network first")
 
@@ -280,39 +279,9 @@ class Session:
             raise SnnhwError(f"this run has batch {self.batch}; the input chunk has {x.shape[1]}")
         vals = {g.input.name: x}
         # bound[name] >= max |value| of a node's output: picks exact BLAS precision, skips range checks
-        bound = {g.input.name: float((1 << (g.input.bits - 1)) - 1 if g.input.bits > 1 else 1) if fixed else 0.0}
-        T, B = x.shape[:2]
+        bound = {g.input.name: g.input.value_bound if fixed else 0.0}
         for n in g.nodes[1:]:
-            src, b_in = vals[n.input], bound[n.input]
-            if isinstance(n, PlasticDense):  # runs inside its post population's step loop
-                vals[n.name], bound[n.name] = src, weight_bound(n)
-            elif isinstance(n, (Dense, Conv2d)):
-                if isinstance(n, Dense):
-                    lin = self.emu.linear[n.name]
-                    y, b = lin(src.reshape(T, B, -1), b_in), lin.bound(b_in)
-                else:
-                    y, b = _conv(n, src, fixed, b_in)
-                y = self._delay(n, y)
-                if n.bias is not None:
-                    bias = n.bias if isinstance(n, Dense) else n.bias.reshape(-1, 1, 1)
-                    b += float(np.abs(n.bias).max())
-                    if fixed and b >= _exact_limit(y.dtype):
-                        y = y.astype(np.float64)
-                    y += bias.astype(y.dtype)
-                if fixed:
-                    y, b = _acc(n, y, b, res)
-                vals[n.name], bound[n.name] = y, b
-            elif isinstance(n, Pool2d):
-                vals[n.name], bound[n.name] = _pool(n, src), b_in * (1 if n.mode == "max" else n.kernel[0] * n.kernel[1])
-            elif isinstance(n, Flatten):
-                vals[n.name], bound[n.name] = src.reshape(T, B, -1), b_in
-            elif isinstance(n, LIF):
-                if n.name not in self.pops:
-                    syn = g.node(n.input)
-                    self.pops[n.name] = _PopulationRunner(n, fixed, B, b_in,
-                                                          syn if isinstance(syn, PlasticDense) else None)
-                vals[n.name] = self.pops[n.name].feed(src, res, record_state)
-                bound[n.name] = 1.0
+            vals[n.name], bound[n.name] = kernel(n)(self, n, vals[n.input], bound[n.input], res, record_state)
         return res
 
     def _delay(self, n, y: np.ndarray) -> np.ndarray:
@@ -326,6 +295,78 @@ class Session:
         full = np.concatenate([tail.astype(np.result_type(tail, y), copy=False), y])
         self.tails[n.name] = full[full.shape[0] - d:].copy()
         return full[: y.shape[0]]
+
+
+KERNELS: dict = {}
+"""The emulator's kernel for each op type (the node is the Process, the kernel its ProcessModel):
+``kernel(session, node, x, x_bound, res, record) -> (output, bound)``, where ``x`` is the output of
+the node it reads (``[T, B, *shape]``) and ``x_bound``/``bound`` bound their magnitudes."""
+
+
+def kernel_for(*ops):
+    """Register the decorated function as the kernel of ``ops``."""
+    def register(fn):
+        for op in ops:
+            KERNELS[op] = fn
+        return fn
+    return register
+
+
+def kernel(n):
+    """The kernel of node ``n`` (the nearest registered class in its MRO)."""
+    for cls in type(n).__mro__:
+        if cls in KERNELS:
+            return KERNELS[cls]
+    raise SnnhwError(f"the emulator has no kernel for {type(n).__name__} (layer {n.name})")
+
+
+@kernel_for(Dense)
+def _dense(sess, n, src, b_in, res, record):
+    lin = sess.emu.linear[n.name]
+    return _synapse_out(sess, n, lin(src.reshape(*src.shape[:2], -1), b_in), lin.bound(b_in), res)
+
+
+@kernel_for(Conv2d)
+def _conv2d(sess, n, src, b_in, res, record):
+    return _synapse_out(sess, n, *_conv(n, src, sess.emu.fixed, b_in), res)
+
+
+def _synapse_out(sess, n, y, b, res):
+    """A synapse's weighted sum ``y`` (bounded by ``b``) delayed, plus its bias, through the
+    accumulator rule (fixed IR)."""
+    y = sess._delay(n, y)
+    if n.bias is not None:
+        b += float(np.abs(n.bias).max())
+        if sess.emu.fixed and b >= _exact_limit(y.dtype):
+            y = y.astype(np.float64)
+        y += n.bias_map().astype(y.dtype)
+    if sess.emu.fixed:
+        y, b = _acc(n, y, b, res)
+    return y, b
+
+
+@kernel_for(PlasticDense)
+def _plastic(sess, n, src, b_in, res, record):
+    """Passes its pre spikes on: it runs inside its post population's step loop (targets/emu/plastic.py)."""
+    return src, weight_bound(n)
+
+
+@kernel_for(Pool2d)
+def _pool_kernel(sess, n, src, b_in, res, record):
+    return _pool(n, src), n.bound(b_in)
+
+
+@kernel_for(Flatten)
+def _flatten(sess, n, src, b_in, res, record):
+    return src.reshape(*src.shape[:2], -1), b_in
+
+
+@kernel_for(LIF)
+def _lif(sess, n, src, b_in, res, record):
+    if n.name not in sess.pops:
+        syn = sess.emu.g.node(n.input)
+        sess.pops[n.name] = _PopulationRunner(n, sess.emu.fixed, sess.batch, b_in, syn if syn.is_plastic else None)
+    return sess.pops[n.name].feed(src, res, record), 1.0
 
 
 def _exact_limit(dtype) -> float:
