@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 
 LINEAR = (Dense, Conv2d, Flatten, Pool2d)
 
@@ -161,7 +161,7 @@ def _segment(nodes: list, consumers: dict, pool: Pool2d) -> list | None:
         nxt = consumers.get(seg[-1].name, [])
         if len(nxt) != 1:
             return None
-        if isinstance(nxt[0], LIF):
+        if nxt[0].is_population:
             return seg
         if not isinstance(nxt[0], LINEAR) or (isinstance(nxt[0], Pool2d) and nxt[0].mode == "max"):
             return None
@@ -173,7 +173,7 @@ def _fold_segment(nodes: list, seg: list, shapes: dict) -> list | None:
     src = seg[0].input
     in_shape = shapes[src]
     out_shape = tuple(seg[-1].shape)
-    named = [n for n in seg if isinstance(n, (Dense, Conv2d))]
+    named = [n for n in seg if n.is_synapse]
     name = named[0].name if named else seg[0].name
     spec = _as_conv(seg)
     new: list = []
@@ -235,7 +235,7 @@ def check_max_pooling(g: Graph, target) -> None:
     for n in g.nodes:
         if isinstance(n, Pool2d) and n.mode == "max":
             src = g.node(n.input)
-            on = "spikes" if isinstance(src, LIF) else "input values" if isinstance(src, Input) else "synaptic currents"
+            on = "spikes" if src.is_population else "input values" if src.is_input else "synaptic currents"
             raise UnsupportedError(
                 f"layer {n.name}: max pooling (on {on}) is not supported on {target.name}: it is not a linear "
                 "synapse; retrain with nn.AvgPool2d (folded exactly into the synapse) or a stride-2 nn.Conv2d, "

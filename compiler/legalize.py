@@ -10,7 +10,7 @@ import importlib
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Graph, PlasticDense, Pool2d
+from snnhw.ir import LIF, Conv2d, Graph, Pool2d
 from snnhw.targets.description import TargetDescription
 
 
@@ -19,7 +19,7 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
     f, num = t.features, t.numerics
     out = []
     for n in g.nodes:
-        if isinstance(n, LIF):
+        if n.is_population:
             if n.reset_mode not in f.reset_modes:
                 want = " or ".join(repr(m) for m in f.reset_modes)
                 out.append(f"layer {n.name}: reset mode {n.reset_mode!r} is not supported on {t.name} "
@@ -52,10 +52,10 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
             out.append(f"layer {n.name}: Conv2d is not supported on {t.name}")
         elif isinstance(n, Pool2d) and not f.pooling:
             out.append(f"layer {n.name}: pooling is not supported on {t.name}")
-        if isinstance(n, PlasticDense) and not f.plasticity:
+        if n.is_plastic and not f.plasticity:
             out.append(f"layer {n.name}: plastic synapses (on-chip learning) are not supported on {t.name}; learn on "
                        "emu or loihi, then deploy the learned weights as a static network (snnhw.api: Network.freeze)")
-        if isinstance(n, (Dense, Conv2d)) and g.kind == "fixed":
+        if n.is_synapse and g.kind == "fixed":
             wmax = (1 << (num.weight_bits - 1)) - 1
             big = max(-int(n.weight.min()), int(n.weight.max())) if n.weight.size else 0
             if big > wmax:

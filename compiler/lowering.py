@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from snnhw.errors import SnnhwError, UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 
 
 def conv_as_dense(n: Conv2d) -> np.ndarray:
@@ -63,7 +63,7 @@ def conv_to_dense(g: Graph) -> Graph:
     nodes = [g.input]
     for n in g.nodes[1:]:
         src = n.input
-        if isinstance(n, (Conv2d, Dense)) and len(shapes[src]) > 1:
+        if n.is_synapse and len(shapes[src]) > 1:
             flat = f"{n.name}.flat"
             nodes.append(Flatten(flat, src, shapes[src]))
             shapes[flat] = (int(np.prod(shapes[src])),)
@@ -73,7 +73,7 @@ def conv_to_dense(g: Graph) -> Graph:
             n = Dense(n.name, src, conv_as_dense(n), bias, n.delay, n.acc)
         elif isinstance(n, Flatten):
             n = replace(n, in_shape=shapes[src])
-        elif isinstance(n, LIF):
+        elif n.is_population:
             n = replace(n, input=src, shape=(n.size,), alpha=_flat(n.alpha), beta=_flat(n.beta),
                         threshold=_flat(n.threshold), bias=_flat(n.bias))
         else:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+from snnhw.ir import LIF, Conv2d, Flatten, Graph, Pool2d
 
 THRESHOLD_REL_ERROR = 0.125  # a threshold further than this from its float value is warned
 
@@ -38,20 +38,20 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
     """
     scale = {}
     for n in fixed_g.nodes:
-        if isinstance(n, Input):
+        if n.is_input:
             scale[n.name] = n.scale
-        elif isinstance(n, LIF):
+        elif n.is_population:
             scale[n.name] = 1.0
             s = n.format.state_scale * (1 << n.format.input_shift)
             src = n.input
-            while isinstance(fixed_g.node(src), (Pool2d, Flatten)):
+            while fixed_g.node(src).is_reshape:
                 fl = float_g.node(src)
                 if isinstance(fl, Pool2d) and fl.mode == "avg":
                     s *= fl.kernel[0] * fl.kernel[1]
                 src = fl.input
             scale[src] = s
     for n in fixed_g.nodes:  # pools/flattens: from their inputs
-        if isinstance(n, (Pool2d, Flatten)):
+        if n.is_reshape:
             fl = float_g.node(n.name)
             div = fl.kernel[0] * fl.kernel[1] if isinstance(fl, Pool2d) and fl.mode == "avg" else 1
             scale[n.name] = scale[n.input] / div
@@ -68,7 +68,7 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dic
     warnings = list(json.loads(fixed_g.meta.get("quantization_warnings", "[]")))
     for fx in fixed_g.nodes[1:]:
         fl = float_g.node(fx.name)
-        if isinstance(fx, (Dense, Conv2d)):
+        if fx.is_synapse:
             step = scale.get(fx.name, 1.0)
             w_back = fx.weight.astype(np.float64) * step / scale[fx.input]
             big = int(np.abs(fx.weight).max()) if fx.weight.size else 0
@@ -82,7 +82,7 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dic
                 else:
                     L["bias_fixed"] = _short(fx.bias * step)
                     L["bias"] = _stats(fl.bias, fx.bias * step)
-        elif isinstance(fx, LIF):
+        elif fx.is_population:
             s = fx.format.state_scale
             one = 1 << fx.format.decay_bits
             thr = np.asarray(fx.threshold) * s
@@ -128,7 +128,7 @@ def _total_bias(g: Graph, pop: LIF) -> np.ndarray:
         return total * pop.format.state_scale
     total = np.broadcast_to(np.asarray(pop.bias, np.float64), pop.shape).copy()
     src = g.node(pop.input)
-    if isinstance(src, (Dense, Conv2d)) and src.bias is not None:
+    if src.is_synapse and src.bias is not None:
         b = np.asarray(src.bias, np.float64)
         total = total + (b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b)
     if pop.rec_bias is not None:
@@ -149,7 +149,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
     x_max = -x_max if fixed_g.input.bits == 1 else x_max
     for fx in fixed_g.nodes[1:]:
         fl = float_g.node(fx.name)
-        if isinstance(fx, (Dense, Conv2d)):
+        if fx.is_synapse:
             why = limit.get(fx.name, "weight bits")
             nonzero = int(np.count_nonzero(fl.weight))
             big = int(np.abs(fx.weight).max()) if fx.weight.size else 0
@@ -169,7 +169,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
                 if gone:
                     lost.append(f"layer {fx.name}: {gone} of {fl.bias.size} biases quantize to 0 (below half a "
                                 f"weight step); retrain with larger biases or bias=False")
-        elif isinstance(fx, LIF):
+        elif fx.is_population:
             b_float, b_fixed = _total_bias(float_g, fl), _total_bias(fixed_g, fx)
             gone = int(np.count_nonzero((b_float != 0) & (b_fixed == 0)))
             if gone:
@@ -228,11 +228,11 @@ def _drive(g: Graph, name: str, x_max: float) -> tuple[np.ndarray, bool]:
     own units, and whether its values are never negative. x_max: the largest |input| in float units,
     negative for spike input (0/1)."""
     n = g.node(name)
-    if isinstance(n, Input):
+    if n.is_input:
         spikes = x_max < 0
         bound = 1.0 if spikes else (x_max if g.kind == "float" else float((1 << (n.bits - 1)) - 1))
         return np.asarray(bound), spikes
-    if isinstance(n, LIF):
+    if n.is_population:
         return np.asarray(1.0), True
     src, nonneg = _drive(g, n.input, x_max)
     if isinstance(n, Flatten):

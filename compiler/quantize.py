@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, PlasticDense, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d
 from snnhw.ir.nodes import MAX_SYNAPSE_EXP
 from snnhw.targets.description import TargetDescription
 
@@ -112,9 +112,9 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
 
     nodes = []
     for n in g.nodes:
-        if isinstance(n, Input):
+        if n.is_input:
             nodes.append(Input(n.name, tuple(n.shape), input_bits, scale[n.name]))
-        elif isinstance(n, (Dense, Conv2d)):
+        elif n.is_synapse:
             step = 2.0 ** -out_exp[n.name]
             w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None or n.name in folded else _round(n.bias / step)
@@ -124,7 +124,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             nodes.append(replace(n, mode="sum" if n.mode == "avg" else n.mode))
         elif isinstance(n, Flatten):
             nodes.append(n)
-        elif isinstance(n, LIF):
+        elif n.is_population:
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
             e = out_exp[g.feeding_synapse(n.input)[0].name] - rec_exp[n.name] if n.name in rec_exp else 0
@@ -141,7 +141,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
 
 
 def _first_synapse(g: Graph) -> str | None:
-    return next((n.name for n in g.nodes if isinstance(n, (Dense, Conv2d))), None)
+    return next((n.name for n in g.nodes if n.is_synapse), None)
 
 
 def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, split: bool):
@@ -152,10 +152,10 @@ def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, spl
     ``calibrated state range``). split: the target keeps the recurrent and feed-forward steps apart
     (``features.synapse_exponent``); otherwise both paths share one step."""
     wmax = (1 << (wb - 1)) - 1
-    out_exp = {n.name: _exp_for(0.0, wmax) for n in g.nodes if isinstance(n, (Dense, Conv2d))}
+    out_exp = {n.name: _exp_for(0.0, wmax) for n in g.nodes if n.is_synapse}
     scale = _scales(g, in_scale, out_exp)
     for n in g.nodes:  # weight bits: in order, since a synapse's input scale is fixed upstream
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             out_exp[n.name] = _exp_for(_weight_span(n) * scale[n.input], wmax)
             scale = _scales(g, in_scale, out_exp)
     full = dict(out_exp)
@@ -200,7 +200,7 @@ def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_
     src = g.node(g.node(name).input)
     while isinstance(src, Flatten):
         src = g.node(src.input)
-    if not isinstance(src, Input):
+    if not src.is_input:
         return 0
     deficit = full[name] - out_exp[name]
     have = effective_bits(round(input_max / in_scale))
@@ -216,7 +216,7 @@ def _weight_span(n) -> float:
 
 def _bounds(n, factor: float) -> dict:
     """A plastic synapse's weight bounds in integer weight units (nothing for a static synapse)."""
-    if not isinstance(n, PlasticDense):
+    if not n.is_plastic:
         return {}
     return {"w_min": int(np.round(float(n.w_min) * factor)), "w_max": int(np.round(float(n.w_max) * factor))}
 
@@ -225,9 +225,9 @@ def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:
     """Float value of one integer unit of every node's output."""
     scale = {}
     for n in g.nodes:
-        if isinstance(n, Input):
+        if n.is_input:
             scale[n.name] = in_scale
-        elif isinstance(n, (Dense, Conv2d)):
+        elif n.is_synapse:
             scale[n.name] = 2.0 ** -out_exp[n.name]
         elif isinstance(n, Pool2d):
             scale[n.name] = scale[n.input] / (n.kernel[0] * n.kernel[1] if n.mode == "avg" else 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snnhw.ir import Conv2d, Dense, Graph
+from snnhw.ir import Graph
 from snnhw.semantics.timing import arrival, latency
 from snnhw.targets.description import TargetDescription
 
@@ -17,5 +17,5 @@ __all__ = ["apply_target_delays", "arrival", "latency"]
 
 def apply_target_delays(g: Graph, target: TargetDescription) -> Graph:
     d = target.numerics.synapse_delay
-    nodes = [replace(n, delay=d) if isinstance(n, (Dense, Conv2d)) else n for n in g.nodes]
+    nodes = [replace(n, delay=d) if n.is_synapse else n for n in g.nodes]
     return Graph(nodes, kind=g.kind, dt=g.dt, target=g.target, meta=dict(g.meta)).validate()

@@ -372,7 +372,7 @@ class Network:
 
     def _learning_rules(self, g: Graph) -> Graph:
         """Each plastic synapse's rule for its integer weights (the weight step is known now)."""
-        nodes = [replace(n, rule=self._plastic[n.post].rule(int(n.w_max), self.dt)) if isinstance(n, PlasticDense)
+        nodes = [replace(n, rule=self._plastic[n.post].rule(int(n.w_max), self.dt)) if n.is_plastic
                  else n for n in g.nodes]
         return Graph(nodes, g.kind, g.dt, g.target, g.meta).validate()
 
@@ -422,7 +422,7 @@ class Network:
                 res.current[name] = mon.current = cut(run.current[name], unit)
             mon.t = res.t
         for n in g.nodes:
-            if isinstance(n, PlasticDense):
+            if n.is_plastic:
                 res.weights[n.post] = run.weights[n.name] * _weight_unit(g, n)
         if learn:
             self._learned(g, run, res, shift, T)
@@ -440,7 +440,7 @@ class Network:
     def _learned(self, g: Graph, run, res: Result, shift: dict, T: int) -> None:
         """Keep learned weights, record weight monitors, update adaptive thresholds."""
         for n in g.nodes:
-            if isinstance(n, PlasticDense):
+            if n.is_plastic:
                 syn = self._synapses[n.post]
                 syn.weight = res.weights[n.post][0].astype(np.float32)
                 for mon in self._weight_monitors:

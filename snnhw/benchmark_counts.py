@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 
 
 def _activations(g: Graph, res, x_int: np.ndarray) -> dict:
@@ -36,9 +36,9 @@ def _activations(g: Graph, res, x_int: np.ndarray) -> dict:
     from snnhw.targets.emu.emulator import _conv, _pool
     act = {}
     for n in g.nodes:
-        if isinstance(n, Input):
+        if n.is_input:
             act[n.name] = x_int
-        elif isinstance(n, LIF):
+        elif n.is_population:
             act[n.name] = res.spikes[n.name]
         elif isinstance(n, Pool2d):
             act[n.name] = _pool(n, act[n.input].astype(np.float64))
@@ -93,9 +93,9 @@ def footprint_bits(g: Graph) -> int:
     wbits = int(g.meta.get("weight_bits", 8))
     total = 0
     for n in g.nodes:
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             total += _bits(n.weight, wbits) + (0 if n.bias is None else _bits(n.bias, n.acc.bits))
-        elif isinstance(n, LIF):
+        elif n.is_population:
             f = n.format
             total += _bits(n.alpha, f.decay_bits + 1) + _bits(n.beta, f.decay_bits + 1)
             total += _bits(n.threshold, f.voltage.bits) + _bits(n.bias, f.voltage.bits)
@@ -114,9 +114,9 @@ def neurobench_counts(g: Graph, res, x_int: np.ndarray) -> dict:
     layers = {}
     for n in g.nodes:
         conns = []
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             conns.append((n.name, act[n.input], n, n.weight))
-        if isinstance(n, LIF) and n.rec_weight is not None:
+        if n.is_population and n.rec_weight is not None:
             rec = Dense(f"{n.name}.rec", n.name, n.rec_weight)
             d = min(n.rec_delay, act[n.name].shape[0])  # the spikes rec_delay steps before (zeros at first)
             prev = np.concatenate([np.zeros_like(act[n.name][:d]), act[n.name][:act[n.name].shape[0] - d]])

@@ -156,17 +156,16 @@ def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, 
 
 
 def _print_layers(g):
-    from snnhw.ir import LIF, Conv2d, Dense, PlasticDense
     t = Table(title=f"{g.kind} IR ({g.target or 'float'})")
     for col in ("layer", "op", "shape", "details"):
         t.add_column(col)
     for n in g.nodes:
         detail = ""
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             detail = f"weights {tuple(n.weight.shape)}, delay {n.delay}" + (", bias" if n.bias is not None else "")
-            if isinstance(n, PlasticDense):
+            if n.is_plastic:
                 detail += "; " + n.summary()
-        elif isinstance(n, LIF):
+        elif n.is_population:
             fmt = lambda a: f"{np.asarray(a).item()}" if np.ndim(a) == 0 else f"[{np.min(a)}..{np.max(a)}]"
             detail = (f"alpha {fmt(n.alpha)}, beta {fmt(n.beta)}, threshold {fmt(n.threshold)}, "
                       f"reset {n.reset_mode}/{n.reset_timing}" + (", recurrent" if n.rec_weight is not None else ""))
@@ -522,11 +521,10 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
     from snnhw.targets.contract import backend_for
     g, manifest = load_build(build)
     if as_json:
-        from snnhw.ir import LIF
         layers = []
         for n in g.nodes:
             d = {"name": n.name, "op": type(n).__name__, "shape": list(n.shape)}
-            if isinstance(n, LIF):
+            if n.is_population:
                 d.update(reset=f"{n.reset_mode}/{n.reset_timing}", recurrent=n.rec_weight is not None,
                          state_bits=[n.format.current.bits, n.format.voltage.bits], state_lsb=n.format.state_scale)
             elif hasattr(n, "delay"):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from snnhw.compiler.mapping import core_of, fan_in
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, PlasticDense, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Graph, Input, Pool2d
 from snnhw.semantics.inputs import quantize_input
 
 # 45 nm, 0.9 V, 32-bit float (Horowitz, "Computing's energy problem", ISSCC 2014, Fig. 1.1.9):
@@ -44,9 +44,9 @@ def _downstream(g: Graph, name: str):
     """The synapse reading ``name`` (through pooling/flatten) and the population it feeds."""
     for n in g.nodes:
         if getattr(n, "input", None) == name:
-            if isinstance(n, (Pool2d, Flatten)):
+            if n.is_reshape:
                 return _downstream(g, n.name)
-            if isinstance(n, (Dense, Conv2d)):
+            if n.is_synapse:
                 pop = next(p for p in g.neurons if _reaches(g, n.name, p))
                 return n, pop
     return None, None
@@ -57,7 +57,7 @@ def _reaches(g: Graph, src: str, pop: LIF) -> bool:
     while True:
         if n.name == src:
             return True
-        if not isinstance(n, (Pool2d, Flatten)):
+        if not n.is_reshape:
             return False
         n = g.node(n.input)
 
@@ -117,25 +117,25 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
                             "neuron_updates_active": active, "neuron_updates_inactive": updates - active}
     graded = g.input.bits > 1
     for src in [g.input] + g.neurons:
-        values = x_int if isinstance(src, Input) else res.spikes[src.name]
+        values = x_int if src.is_input else res.spikes[src.name]
         events = np.count_nonzero(values.reshape(T, B, -1), axis=(0, 1)).astype(np.int64)  # per source element
         fo = _fanout_matrix(g, src)
         if fo is not None:
             ops = int(events @ fo.sum(axis=0).astype(np.int64))
             L = layers[_downstream(g, src.name)[1].name]
             L["synaptic_ops"] += ops
-            if isinstance(src, Input):
+            if src.is_input:
                 L["synaptic_ops_input"] += ops
                 L["synaptic_ops_graded"] += ops if graded else 0
             elif mapping is not None:
                 layers[src.name].update(_messages(mapping, src, fo, events, g, cores))
-        if isinstance(src, LIF) and src.rec_weight is not None:
+        if src.is_population and src.rec_weight is not None:
             layers[src.name]["synaptic_ops"] += int(events @ (src.rec_weight != 0).sum(axis=0).astype(np.int64))
     ann_macs = sum(fan_in(g, pop) * pop.size for pop in g.neurons)
     for L in layers.values():
         for k in totals:
             totals[k] += L.get(k, 0)
-    plastic = [n for n in g.nodes if isinstance(n, PlasticDense)]
+    plastic = [n for n in g.nodes if n.is_plastic]
     if plastic:  # learning: every synapse update of every epoch (Loihi's learning engine)
         totals["learning_updates"] = 0
         for n in plastic:

@@ -117,7 +117,7 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     out = {}
     for fx in fixed_g.nodes[1:]:
         p = {}
-        if isinstance(fx, (Dense, Conv2d)):
+        if fx.is_synapse:
             m = net.get_submodule(fx.name)
             if tuple(m.weight.shape) != tuple(fx.weight.shape):
                 raise UnsupportedError(
@@ -127,7 +127,7 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
             p["weight"] = _ste(_t(fx.weight), m.weight.double() * (scale[fx.input] / scale[fx.name]))
             if fx.bias is not None:
                 p["bias"] = _ste(_t(fx.bias), m.bias.double() / scale[fx.name])
-        elif isinstance(fx, LIF):
+        elif fx.is_population:
             p["bias"] = _lif_bias(net, float_g, fixed_g, fx)
             if fx.rec_weight is not None:
                 rec = net.get_submodule(fx.name).recurrent
@@ -193,7 +193,7 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
             vals[n.name] = y.reshape(T, B, *n.shape)
         elif isinstance(n, Flatten):
             vals[n.name] = src.reshape(T, B, -1)
-        elif isinstance(n, LIF):
+        elif n.is_population:
             vals[n.name] = spikes[n.name] = _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
     return spikes
 
@@ -201,7 +201,7 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
 def _integers(n) -> dict:
     """A node's parameters as float64 tensors (population biases per neuron, flat)."""
     p = {k: _t(getattr(n, k)) for k in ("weight", "bias", "rec_weight", "rec_bias") if getattr(n, k, None) is not None}
-    if isinstance(n, LIF):
+    if n.is_population:
         p["bias"] = _t(np.broadcast_to(n.bias, n.shape).reshape(-1))
     return p
 

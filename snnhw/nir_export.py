@@ -69,7 +69,7 @@ def _fed_population(g: Graph, name: str) -> LIF:
         raise UnsupportedError(f"synapse {name} feeds no neuron population; NIR export needs each synapse chain "
                                "to end in a population")
     c = consumers[0]
-    return c if isinstance(c, LIF) else _fed_population(g, c.name)
+    return c if c.is_population else _fed_population(g, c.name)
 
 
 def _units(g: Graph) -> dict:
@@ -77,12 +77,12 @@ def _units(g: Graph) -> dict:
     fixed = g.kind == "fixed"
     unit = {}
     for n in g.nodes:
-        if isinstance(n, Input):
+        if n.is_input:
             unit[n.name] = float(n.scale) if fixed and n.bits > 1 else 1.0
-        elif isinstance(n, (Dense, Conv2d)):
+        elif n.is_synapse:
             pop = _fed_population(g, n.name)
             unit[n.name] = float((1 << pop.format.input_shift) * pop.format.state_scale) if fixed else 1.0
-        elif isinstance(n, (Pool2d, Flatten)):
+        elif n.is_reshape:
             unit[n.name] = unit[n.input]
         else:
             unit[n.name] = 1.0
@@ -178,7 +178,7 @@ def to_nir(g: Graph, dt: float | None = None):
         name = names[n.name]
         edges.append((names[n.input], name))
         meta = {}
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             lsb = unit[n.name] / unit[n.input]
             w = _f32(n.weight.astype(np.float64) * lsb)
             bias = None if n.bias is None else n.bias.astype(np.float64) * unit[n.name]

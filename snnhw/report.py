@@ -11,7 +11,6 @@ import numpy as np
 
 from snnhw.build import MAPPING, load_build, write_json
 from snnhw.energy import estimate
-from snnhw.ir import PlasticDense
 from snnhw.semantics import latency, pad_steps
 from snnhw.shard import Sharding, run_sharded
 from snnhw.targets import load as load_target
@@ -34,7 +33,7 @@ def build_report(build: Path, x: np.ndarray, input_file: str = "",
     report = {"build": str(build), "target": tgt.name, "input_file": input_file, "appended_steps": pad,
               "counts": estimate(g, res, mapping, tgt.energy, tgt.sources, xp), "overflow": res.overflow,
               "mapping": {"summary": mapping["summary"]} if mapping else None, "quantization": quant,
-              "plastic": {n.name: n.summary() for n in g.nodes if isinstance(n, PlasticDense)}}
+              "plastic": {n.name: n.summary() for n in g.nodes if n.is_plastic}}
     return report, {"graph": g, "run": res, "mapping": mapping}
 
 

@@ -151,7 +151,7 @@ def nir_to_ir(graph, dt: float = DEFAULT_DT, input_shape: tuple | None = None, n
                                    "only into an adjacent Affine/Linear/Conv")
         new = _convert(n, v, kind, src, shapes[src], dt, recurrent.get(n) and nodes[recurrent[n]], ir_nodes)
         for node in new if isinstance(new, list) else [new]:
-            if src in pending and isinstance(node, (Dense, Conv2d)):
+            if src in pending and node.is_synapse:
                 _scale_inputs(n, node, pending.pop(src))
             ir_nodes.append(node)
             shapes[node.name] = tuple(node.shape)
@@ -174,7 +174,7 @@ def _pass(name, v, kind, src, in_shape, ir_nodes, pending) -> str:
         return src
     s = np.broadcast_to(_arr(v.scale), in_shape) if np.size(v.scale) > 1 else np.full(in_shape, float(_arr(v.scale)))
     prev = next((n for n in ir_nodes if n.name == src), None)
-    if isinstance(prev, (Dense, Conv2d)):
+    if prev is not None and prev.is_synapse:
         _scale_outputs(name, prev, s)
     else:
         pending[src] = s * pending.get(src, 1.0)
@@ -325,7 +325,7 @@ def _fold_gain(name, ir_nodes, src, gain_n, shape):
     """Multiply the weights feeding ``name`` by its per-neuron input gain (a uniform gain also through
     pooling and flatten, which commute with a constant factor)."""
     syn = next((n for n in ir_nodes if n.name == src), None)
-    while isinstance(syn, (Pool2d, Flatten)) and np.all(gain_n == gain_n[0]):
+    while syn is not None and syn.is_reshape and np.all(gain_n == gain_n[0]):
         syn = next(n for n in ir_nodes if n.name == syn.input)
         gain_n = np.full(int(np.prod(syn.shape)), gain_n[0])
         shape = syn.shape

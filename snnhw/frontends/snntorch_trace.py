@@ -417,7 +417,7 @@ class _Builder:
         else:  # pooling and flatten commute with a constant factor: apply it further on
             node = _layer(c.name, m, src, src_shape, 1.0)
             self.scale[c.name] = scale
-        if isinstance(node, LIF) and c.fresh_state and style == "per_step":
+        if node.is_population and c.fresh_state and style == "per_step":
             node = _memoryless(c.name, m, node)
         self.nodes.append(node)
         self.shapes[c.name] = tuple(node.shape)
@@ -443,7 +443,7 @@ class _Builder:
 
     def _synapse_of(self, name, src, what):
         node = self.node(src)
-        if not isinstance(node, (Dense, Conv2d)):
+        if not node.is_synapse:
             raise UnsupportedError(f"layer {name}: {what} right after {type(node).__name__} {src!r} cannot be folded "
                                    "into weights; it must follow an nn.Linear or nn.Conv2d directly")
         return node
@@ -451,7 +451,7 @@ class _Builder:
     def _scale_synapse(self, name, src, scale):
         """Fold ``scale`` (forward multiplied the synapse's output by it) into that synapse."""
         node = self.node(src)
-        while isinstance(node, (Pool2d, Flatten)):  # linear (max pooling: for positive factors) per element
+        while node.is_reshape:  # linear (max pooling: for positive factors) per element
             if isinstance(node, Pool2d) and node.mode == "max" and scale < 0:
                 raise UnsupportedError(f"layer {name}: a factor {scale:g} (< 0) after max pooling is not supported")
             node = self.node(node.input)

@@ -56,12 +56,13 @@ class Graph:
         c = self.consumers(name)
         return c[0] if len(c) == 1 else None
 
-    def through_reshapes(self, name: str):
-        """Walk back from node ``name`` through reshaping ops (Pool2d, Flatten) to the first other node;
-        return it and the gain the reshaping ops apply on the way (1/window per average pool)."""
+    def through_reshapes(self, name: str, pools: bool = True):
+        """Walk back from node ``name`` through reshaping ops (Pool2d, Flatten; only Flatten with
+        ``pools=False``) to the first other node; return it and the gain the reshaping ops apply on
+        the way (1/window per average pool)."""
         factor = 1.0
         n = self.node(name)
-        while n.is_reshape:
+        while n.is_reshape and (pools or n.keeps_values):
             factor *= n.gain
             n = self.node(n.input)
         return n, factor

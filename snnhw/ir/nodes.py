@@ -8,11 +8,12 @@ Shapes are per sample (no time or batch axis). Tensors flowing between nodes are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Optional, Union
 
 import numpy as np
 
+from snnhw.errors import UnsupportedError
 from snnhw.ir.checks import EXACT_BITS, OVERFLOW_RULES, check_array, check_format, fail  # noqa: F401
 
 RESET_MODES = ("zero", "subtract", "none")
@@ -70,6 +71,7 @@ class Op:
 
     op: ClassVar[str] = ""
     role: ClassVar[str] = ""
+    keeps_values: ClassVar[bool] = False  # a reshape passing every value on unchanged (Flatten)
 
     @property
     def is_input(self) -> bool:
@@ -104,6 +106,14 @@ class Op:
         self.name = names[self.name]
         if self.sources():
             self.input = names[self.input]
+
+    def registered(self, registry: dict):
+        """This op's entry in a backend's per-op ``registry`` (keyed by op class; the nearest class of
+        its MRO wins, so PlasticDense falls back to Dense's entry unless it has its own)."""
+        for cls in type(self).__mro__:
+            if cls in registry:
+                return registry[cls]
+        raise UnsupportedError(f"layer {self.name}: {type(self).__name__} is not supported here")
 
     def check(self, in_shape: tuple, where: str, fixed: bool, g) -> None:
         """Refuse (InvalidFileError, one line) a malformed node reading ``in_shape`` in graph ``g``."""
@@ -160,9 +170,14 @@ class Input(Op):
 
 
 class _Synapse(Op):
-    """Shared by the weighted ops: delay, accumulator, bias."""
+    """Shared by the weighted ops: delay, accumulator, bias.
+
+    acc_register: the name of the target's numeric description entry giving this op's accumulator
+    (``accumulator`` or ``conv_accumulator`` in target.toml).
+    """
 
     role: ClassVar[str] = "synapse"
+    acc_register: ClassVar[str] = "accumulator"
 
     def bias_map(self) -> Optional[np.ndarray]:
         """The bias broadcastable to the output shape (None without a bias)."""
@@ -224,6 +239,7 @@ class Conv2d(_Synapse):
     """2-D cross-correlation as torch.nn.Conv2d. weight ``(C_out, C_in/groups, kH, kW)``."""
 
     op: ClassVar[str] = "Conv2d"
+    acc_register: ClassVar[str] = "conv_accumulator"
 
     name: str
     input: str
@@ -318,6 +334,10 @@ class Pool2d(Op):
         """Largest |output| for inputs bounded by ``x_bound`` (integer modes)."""
         return x_bound * (1 if self.mode == "max" else self.window)
 
+    def fixed_form(self) -> "Pool2d":
+        """This op in the fixed IR: ``avg`` becomes ``sum`` (the window moves into the scale)."""
+        return replace(self, mode="sum") if self.mode == "avg" else self
+
     def check(self, in_shape, where, fixed, g):
         if tuple(self.in_shape) != in_shape or len(in_shape) != 3:
             fail(f"{where}: in_shape {self.in_shape} does not match input {in_shape}")
@@ -342,6 +362,7 @@ class Flatten(Op):
     op: ClassVar[str] = "Flatten"
     role: ClassVar[str] = "reshape"
     gain: ClassVar[float] = 1.0
+    keeps_values: ClassVar[bool] = True
 
     name: str
     input: str
@@ -353,6 +374,9 @@ class Flatten(Op):
 
     def bound(self, x_bound: float) -> float:
         return x_bound
+
+    def fixed_form(self) -> "Flatten":
+        return self
 
     def check(self, in_shape, where, fixed, g):
         if tuple(self.in_shape) != in_shape:

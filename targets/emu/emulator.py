@@ -281,7 +281,7 @@ class Session:
         # bound[name] >= max |value| of a node's output: picks exact BLAS precision, skips range checks
         bound = {g.input.name: g.input.value_bound if fixed else 0.0}
         for n in g.nodes[1:]:
-            vals[n.name], bound[n.name] = kernel(n)(self, n, vals[n.input], bound[n.input], res, record_state)
+            vals[n.name], bound[n.name] = n.registered(KERNELS)(self, n, vals[n.input], bound[n.input], res, record_state)
         return res
 
     def _delay(self, n, y: np.ndarray) -> np.ndarray:
@@ -310,14 +310,6 @@ def kernel_for(*ops):
             KERNELS[op] = fn
         return fn
     return register
-
-
-def kernel(n):
-    """The kernel of node ``n`` (the nearest registered class in its MRO)."""
-    for cls in type(n).__mro__:
-        if cls in KERNELS:
-            return KERNELS[cls]
-    raise SnnhwError(f"the emulator has no kernel for {type(n).__name__} (layer {n.name})")
 
 
 @kernel_for(Dense)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, PlasticDense, Pool2d, StateFormat
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
 from snnhw.targets.description import TargetDescription
 from snnhw.semantics import overflow as ov
 from snnhw.targets.fpga import widths as wd
@@ -175,7 +175,7 @@ def _refuse_unsupported_nodes(g: Graph):
         if isinstance(n, Pool2d):
             raise UnsupportedError(f"layer {n.name}: Pool2d is not supported on fpga (the conv accumulator rule "
                                    "applies before pooling, so the pair has no exact Dense equivalent)")
-        if isinstance(n, PlasticDense):
+        if n.is_plastic:
             raise UnsupportedError(f"layer {n.name}: plastic synapses are not supported on fpga (no learning engine "
                                    "in the RTL); freeze the learned weights and compile for fpga")
     if g.kind != "fixed":

@@ -69,6 +69,93 @@ def _lava_neuron(g: Graph, n: LIF, lp: ranges.LayerPlan, fields: ranges.LavaFiel
     return lif, lif.r_in
 
 
+class _Wiring:
+    """One sample's Lava process graph while it is built: each node's out-port (``port``), the
+    process port behind a possibly reshaped port (``real``, for probes), whether it carries graded
+    values (``graded``), the learning synapses and the populations' monitors."""
+
+    def __init__(self, g, plans, fields, T, record_state, source_port, dense):
+        self.g, self.plans, self.fields, self.T, self.record_state, self.dense = g, plans, fields, T, record_state, dense
+        name = g.input.name
+        self.port, self.real, self.graded = {name: source_port}, {name: source_port}, {name: g.input.bits > 1}
+        self.monitors, self.plastic = [], {}
+
+    def out(self, n, port, real=None, graded=False):
+        self.port[n.name], self.real[n.name], self.graded[n.name] = port, port if real is None else real, graded
+
+
+WIRE: dict = {}
+"""How each op type becomes Lava processes: ``wire(wiring, node, num_message_bits)``."""
+
+
+def _wires(op):
+    def register(fn):
+        WIRE[op] = fn
+        return fn
+    return register
+
+
+@_wires(PlasticDense)
+def _wire_plastic(w: _Wiring, n, bits):
+    """Learning synapses: targets/loihi/learning.py."""
+    from snnhw.targets.loihi import learning
+    w.plastic[n.name] = learning.synapse(n, w.port[n.input])
+    w.out(n, w.plastic[n.name].a_out)
+
+
+@_wires(Dense)
+def _wire_dense(w: _Wiring, n, bits):
+    d = w.dense(n.weight, bits)
+    w.port[n.input].connect(d.s_in)
+    w.out(n, d.a_out)
+
+
+@_wires(Conv2d)
+def _wire_conv(w: _Wiring, n, bits):
+    from lava.proc.conv.process import Conv as LavaConv
+    c, h, wd = n.in_shape
+    conv = LavaConv(weight=conv_weight(n.weight).astype(np.int32), input_shape=(wd, h, c),
+                    padding=n.padding[::-1], stride=n.stride[::-1], dilation=n.dilation[::-1],
+                    groups=n.groups, num_message_bits=bits)
+    w.port[n.input].connect(conv.s_in)
+    w.out(n, conv.a_out)
+
+
+@_wires(Flatten)
+def _wire_flatten(w: _Wiring, n, bits):
+    p = w.port[n.input]
+    w.out(n, p.transpose([2, 1, 0]).flatten() if len(n.in_shape) == 3 else p, w.real[n.input], w.graded[n.input])
+
+
+@_wires(LIF)
+def _wire_lif(w: _Wiring, n, bits):
+    from lava.proc.monitor.process import Monitor
+    from snnhw.targets.loihi import learning
+    lp = w.plans[n.name]
+    lif, rec_port = _lava_neuron(w.g, n, lp, w.fields)
+    w.port[n.input].connect(lif.a_in)
+    if n.input in w.plastic:
+        learning.connect_post(w.plastic[n.input], lif)
+    probes = [("spikes", lif.s_out)]
+    if n.rec_weight is not None:
+        r = w.dense(n.rec_weight, 0)
+        lif.s_out.connect(r.s_in)
+        r.a_out.connect(rec_port)
+        if lp.model == ranges.INTEL:
+            probes.append(("rec_in", r.a_out))
+    if w.record_state or lp.model == ranges.INTEL:
+        probes += [("voltage", lif.v), ("current", lif.u)]
+    if lp.model == ranges.INTEL:
+        probes.append(("feed_in", w.real[n.input]))
+    mons = []
+    for key, target in probes:  # one Monitor per probe: a second probe on one Monitor fails in Lava 0.10
+        m = Monitor()
+        m.probe(target, w.T)
+        mons.append((key, target, m))
+    w.monitors.append((n, lif, mons))
+    w.out(n, lif.s_out)
+
+
 def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict | None = None) -> dict:
     """Run ``g`` on integer input ``x`` ``[T, B, *shape]`` one sample at a time; return per-population
     ``spikes``/``voltage``/``current`` arrays ``[T, B, *shape]`` (int64) and ``overflow``: the
@@ -77,10 +164,8 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
     lava_compat.import_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.conv.process import Conv as LavaConv
     from lava.proc.dense.process import Dense as LavaDense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.monitor.process import Monitor
     from lava.utils.weightutils import SignMode
     from snnhw.targets.loihi import learning
 
@@ -100,57 +185,10 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
         sample = x[:, b]
         data = sample.transpose(*range(sample.ndim - 1, -1, -1))  # [T, C, H, W] -> (W, H, C, T); [T, N] -> (N, T)
         src = RingBuffer(data=np.ascontiguousarray(data).astype(np.int32))
-        port = {g.input.name: src.s_out}
-        real = {g.input.name: src.s_out}  # the process port behind a (possibly reshaped) port, for probes
-        graded = {g.input.name: g.input.bits > 1}
-        monitors, plastic = [], {}
+        w = _Wiring(g, plans, fields, T, record_state, src.s_out, dense)
         for n in g.nodes[1:]:
-            bits = 24 if graded[n.input] else 0
-            if isinstance(n, PlasticDense):  # learning synapses: targets/loihi/learning.py
-                plastic[n.name] = learning.synapse(n, port[n.input])
-                port[n.name] = real[n.name] = plastic[n.name].a_out
-            elif isinstance(n, Dense):
-                d = dense(n.weight, bits)
-                port[n.input].connect(d.s_in)
-                port[n.name] = real[n.name] = d.a_out
-            elif isinstance(n, Conv2d):
-                c, h, w = n.in_shape
-                conv = LavaConv(weight=conv_weight(n.weight).astype(np.int32), input_shape=(w, h, c),
-                                padding=n.padding[::-1], stride=n.stride[::-1], dilation=n.dilation[::-1],
-                                groups=n.groups, num_message_bits=bits)
-                port[n.input].connect(conv.s_in)
-                port[n.name] = real[n.name] = conv.a_out
-            elif isinstance(n, Flatten):
-                p = port[n.input]
-                port[n.name] = p.transpose([2, 1, 0]).flatten() if len(n.in_shape) == 3 else p
-                real[n.name] = real[n.input]
-            elif isinstance(n, LIF):
-                lp = plans[n.name]
-                lif, rec_port = _lava_neuron(g, n, lp, fields)
-                port[n.input].connect(lif.a_in)
-                if n.input in plastic:
-                    learning.connect_post(plastic[n.input], lif)
-                probes = [("spikes", lif.s_out)]
-                if n.rec_weight is not None:
-                    r = dense(n.rec_weight, 0)
-                    lif.s_out.connect(r.s_in)
-                    r.a_out.connect(rec_port)
-                    if lp.model == ranges.INTEL:
-                        probes.append(("rec_in", r.a_out))
-                if record_state or lp.model == ranges.INTEL:
-                    probes += [("voltage", lif.v), ("current", lif.u)]
-                if lp.model == ranges.INTEL:
-                    probes.append(("feed_in", real[n.input]))
-                mons = []
-                for key, target in probes:  # one Monitor per probe: a second probe on one Monitor fails in Lava 0.10
-                    m = Monitor()
-                    m.probe(target, T)
-                    mons.append((key, target, m))
-                monitors.append((n, lif, mons))
-                port[n.name] = real[n.name] = lif.s_out
-            else:
-                raise ValueError(f"node {n.name}: {type(n).__name__} is not mapped to Lava")
-            graded[n.name] = graded[n.input] if isinstance(n, Flatten) else False
+            n.registered(WIRE)(w, n, 24 if w.graded[n.input] else 0)
+        monitors = w.monitors
         try:
             t0 = time.perf_counter()
             src.run(condition=RunSteps(num_steps=T), run_cfg=run_cfg)
@@ -162,7 +200,7 @@ def simulate(g: Graph, x: np.ndarray, record_state: bool = False, timings: dict 
                     if key in rec:
                         out[key][n.name][:, b] = rec[key].reshape(T, *n.shape)
                 counter.observe(n, lif, rec, b)
-            learning.read_weights(plastic, out, b, B)
+            learning.read_weights(w.plastic, out, b, B)
         finally:
             src.stop()
     for p in g.neurons:

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph
 from snnhw.targets import load as load_target
 from snnhw.targets.loihi import ranges
 
@@ -28,28 +28,21 @@ def problems(g: Graph) -> list[str]:
     out = []
     plans = ranges.plan(g, load_target("loihi"))[0]
     for n in g.nodes[1:]:
-        if isinstance(n, PlasticDense):
+        if n.is_plastic:
             out.append(f"layer {n.name}: netx has no learning synapses (a netx file would hold static weights)")
-        if isinstance(n, Pool2d):
-            out.append(f"layer {n.name}: netx has no pooling layer ('pool' raises NotImplementedError in lava-dl 0.6.0)")
-        if isinstance(n, (Dense, Conv2d)) and not isinstance(g.node(_consumer(g, n.name)), LIF):
+        elif not n.is_population and type(n) not in LAYERS:
+            out.append(f"layer {n.name}: netx has no {n.op} layer (lava-dl 0.6.0; its 'pool' raises NotImplementedError)")
+        if n.is_synapse and not (g.consumer(n.name) is not None and g.consumer(n.name).is_population):
             out.append(f"layer {n.name}: netx needs every synapse to feed a neuron layer")
-        if isinstance(n, LIF) and plans[n.name].model != ranges.INTEL:
+        if n.is_population and plans[n.name].model != ranges.INTEL:
             out.append(f"layer {n.name}: netx describes only Intel's CUBA LIF, and this layer runs on "
                        f"MicrocodeLIF ({'; '.join(plans[n.name].why_not_intel)})")
-        elif isinstance(n, LIF):
+        elif n.is_population:
             if np.any(ranges.voltage_bias(g, n, plans[n.name]) % 64):
                 out.append(f"layer {n.name}: netx biases are in weight units (multiples of 64 state units)")
-            if n.rec_weight is not None and not isinstance(g.node(n.input), Dense):
+            if n.rec_weight is not None and g.node(n.input).op != Dense.op:
                 out.append(f"layer {n.name}: netx has recurrence only on dense layers")
     return out
-
-
-def _consumer(g: Graph, name: str) -> str:
-    for n in g.nodes:
-        if getattr(n, "input", None) == name:
-            return n.name
-    return name
 
 
 def _neuron(group: h5py.Group, pop: LIF):
@@ -91,37 +84,43 @@ def write(g: Graph, path: Path) -> None:
         inp.create_dataset("shape", data=np.array(g.input.shape, np.int64))
         i = 1
         for n in g.nodes[1:]:
-            grp = None
-            if isinstance(n, Flatten):
-                grp = layers.create_group(str(i))
-                grp.create_dataset("type", data=np.bytes_("flatten"))
-                grp.create_dataset("shape", data=np.array(n.shape, np.int64))
-            elif isinstance(n, Dense):
-                pop = pops[n.name]
-                grp = layers.create_group(str(i))
-                grp.create_dataset("type", data=np.bytes_("dense_rec" if pop.rec_weight is not None else "dense"))
-                grp.create_dataset("shape", data=np.array(pop.shape, np.int64))
-                grp.create_dataset("inFeatures", data=np.int64(n.weight.shape[1]))
-                grp.create_dataset("outFeatures", data=np.int64(n.weight.shape[0]))
-                grp.create_dataset("weight", data=n.weight.astype(np.int64))
-                if pop.rec_weight is not None:
-                    grp.create_dataset("weight_rec", data=pop.rec_weight.astype(np.int64))
-                _neuron(grp, pop)
-                _bias(grp, g, pop, plans[pop.name])
-            elif isinstance(n, Conv2d):
-                pop = pops[n.name]
-                grp = layers.create_group(str(i))
-                grp.create_dataset("type", data=np.bytes_("conv"))
-                grp.create_dataset("shape", data=np.array(pop.shape, np.int64))
-                grp.create_dataset("inChannels", data=np.int64(n.in_shape[0]))
-                grp.create_dataset("outChannels", data=np.int64(n.weight.shape[0]))
-                grp.create_dataset("kernelSize", data=np.array(n.weight.shape[2:], np.int64))
-                grp.create_dataset("stride", data=np.array(n.stride, np.int64))
-                grp.create_dataset("padding", data=np.array(n.padding, np.int64))
-                grp.create_dataset("dilation", data=np.array(n.dilation, np.int64))
-                grp.create_dataset("groups", data=np.int64(n.groups))
-                grp.create_dataset("weight", data=n.weight.astype(np.int64))
-                _neuron(grp, pop)
-                _bias(grp, g, pop, plans[pop.name])
-            if grp is not None:
+            if not n.is_population:  # a population is written with the synapse feeding it
+                LAYERS[type(n)](layers.create_group(str(i)), n, g, pops.get(n.name), plans)
                 i += 1
+
+
+def _flatten_layer(grp, n, g, pop, plans):
+    grp.create_dataset("type", data=np.bytes_("flatten"))
+    grp.create_dataset("shape", data=np.array(n.shape, np.int64))
+
+
+def _dense_layer(grp, n, g, pop, plans):
+    grp.create_dataset("type", data=np.bytes_("dense_rec" if pop.rec_weight is not None else "dense"))
+    grp.create_dataset("shape", data=np.array(pop.shape, np.int64))
+    grp.create_dataset("inFeatures", data=np.int64(n.weight.shape[1]))
+    grp.create_dataset("outFeatures", data=np.int64(n.weight.shape[0]))
+    grp.create_dataset("weight", data=n.weight.astype(np.int64))
+    if pop.rec_weight is not None:
+        grp.create_dataset("weight_rec", data=pop.rec_weight.astype(np.int64))
+    _neuron(grp, pop)
+    _bias(grp, g, pop, plans[pop.name])
+
+
+def _conv_layer(grp, n, g, pop, plans):
+    grp.create_dataset("type", data=np.bytes_("conv"))
+    grp.create_dataset("shape", data=np.array(pop.shape, np.int64))
+    grp.create_dataset("inChannels", data=np.int64(n.in_shape[0]))
+    grp.create_dataset("outChannels", data=np.int64(n.weight.shape[0]))
+    grp.create_dataset("kernelSize", data=np.array(n.weight.shape[2:], np.int64))
+    grp.create_dataset("stride", data=np.array(n.stride, np.int64))
+    grp.create_dataset("padding", data=np.array(n.padding, np.int64))
+    grp.create_dataset("dilation", data=np.array(n.dilation, np.int64))
+    grp.create_dataset("groups", data=np.int64(n.groups))
+    grp.create_dataset("weight", data=n.weight.astype(np.int64))
+    _neuron(grp, pop)
+    _bias(grp, g, pop, plans[pop.name])
+
+
+LAYERS = {Flatten: _flatten_layer, Dense: _dense_layer, Conv2d: _conv_layer}
+"""The netx layer each op type writes, ``write(group, node, graph, population fed, plans)`` (exact
+types: a plastic synapse has no netx layer; a population is part of its synapse's layer)."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph
 from snnhw.semantics import half, rule_bound, rule_needed, stored_bound, wrap_once_closed
 from snnhw.targets.description import TargetDescription
 
@@ -128,10 +128,8 @@ def bias_parts(bias: np.ndarray, fields: LavaFields):
 
 def feed_synapse(g: Graph, pop: LIF):
     """The Dense/Conv2d whose output the population reads directly or through Flatten (None: the input)."""
-    n = g.node(pop.input)
-    while isinstance(n, Flatten):
-        n = g.node(n.input)
-    return n if isinstance(n, (Dense, Conv2d)) else None
+    n = g.through_reshapes(pop.input, pools=False)[0]
+    return n if n.is_synapse else None
 
 
 def feed_bias(g: Graph, pop: LIF) -> np.ndarray:
@@ -139,9 +137,7 @@ def feed_bias(g: Graph, pop: LIF) -> np.ndarray:
     syn = feed_synapse(g, pop)
     if syn is None or syn.bias is None:
         return np.zeros(pop.shape, np.int64)
-    b = syn.bias.astype(np.int64)
-    if isinstance(syn, Conv2d):
-        b = np.broadcast_to(b.reshape(-1, 1, 1), syn.shape)
+    b = np.broadcast_to(syn.bias_map().astype(np.int64), syn.shape)
     return np.ascontiguousarray(b).reshape(pop.shape)
 
 
@@ -172,15 +168,13 @@ def _output_bounds(g: Graph) -> dict:
     raw = {}
     for n in g.nodes[1:]:
         x = out[n.input]
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             sums = _row_abs_sums(n) * x
             bias = np.zeros_like(sums) if n.bias is None else np.abs(n.bias.astype(np.int64))
             raw[n.name] = (int(sums.max(initial=0)), int((sums + bias).max(initial=0)))
             out[n.name] = rule_bound(n.acc, raw[n.name][1])
-        elif isinstance(n, Pool2d):
-            out[n.name] = x * n.kernel[0] * n.kernel[1]
-        elif isinstance(n, Flatten):
-            out[n.name] = x
+        elif n.is_reshape:
+            out[n.name] = int(n.bound(x))
         else:
             out[n.name] = 1
     return {"out": out, "raw": raw}
@@ -253,7 +247,7 @@ def plan(g: Graph, t: TargetDescription) -> tuple[dict, list[str]]:
     b = _output_bounds(g)
     plans, problems = {}, []
     for n in g.nodes[1:]:
-        if isinstance(n, (Dense, Conv2d)):
+        if n.is_synapse:
             w = n.weight
             if w.size and (int(w.min()) < fields.weight_min or int(w.max()) > fields.weight_max
                            or int(n.weight_magnitudes().max()) > max(-fields.weight_min, fields.weight_max)):
@@ -264,11 +258,11 @@ def plan(g: Graph, t: TargetDescription) -> tuple[dict, list[str]]:
             if n.delay != num.synapse_delay:
                 problems.append(f"layer {n.name}: synapse delay {n.delay}, but Lava's Dense/Conv delay by "
                                 f"{num.synapse_delay} step; recompile for loihi")
-            expected = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
+            expected = getattr(num, n.acc_register)
             if n.acc != expected:
                 problems.append(f"layer {n.name}: accumulator {n.acc.bits}-bit {n.acc.overflow} is not the "
                                 f"loihi target's {expected.bits}-bit {expected.overflow}; recompile for loihi")
-        if not isinstance(n, LIF):
+        if not n.is_population:
             continue
         plans[n.name], found = _plan_population(g, n, b, fields, num)
         problems += found
