@@ -10,9 +10,13 @@ import importlib
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Graph, Pool2d
+from snnhw.ir import LIF, Graph
 from snnhw.targets.description import TargetDescription
 
+
+
+_REMEDY = {"plasticity": "; learn on emu or loihi, then deploy the learned weights as a static network "
+                         "(snnhw.api: Network.freeze)"}
 
 
 def _problems(g: Graph, t: TargetDescription) -> list[str]:
@@ -48,13 +52,9 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
                            f"is not supported on {t.name}; train the Linear/Conv2d with bias=False")
             if g.kind == "fixed":
                 out += _bias_problems(g, n, t)
-        elif isinstance(n, Conv2d) and not f.conv:
-            out.append(f"layer {n.name}: Conv2d is not supported on {t.name}")
-        elif isinstance(n, Pool2d) and not f.pooling:
-            out.append(f"layer {n.name}: pooling is not supported on {t.name}")
-        if n.is_plastic and not f.plasticity:
-            out.append(f"layer {n.name}: plastic synapses (on-chip learning) are not supported on {t.name}; learn on "
-                       "emu or loihi, then deploy the learned weights as a static network (snnhw.api: Network.freeze)")
+        for feature, what in n.requires:
+            if not getattr(f, feature):
+                out.append(f"layer {n.name}: {what} not supported on {t.name}{_REMEDY.get(feature, '')}")
         if n.is_synapse and g.kind == "fixed":
             wmax = (1 << (num.weight_bits - 1)) - 1
             big = max(-int(n.weight.min()), int(n.weight.max())) if n.weight.size else 0

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Graph
+from snnhw.ir import LIF, Graph
 from snnhw.targets.description import TargetDescription
 
 
@@ -32,11 +32,7 @@ class Core:
 def fan_in(g: Graph, pop: LIF) -> int:
     """Synapses per neuron of ``pop`` (feed-forward plus recurrent)."""
     syn, _ = g.feeding_synapse(pop.input)
-    k = 0
-    if isinstance(syn, Dense):
-        k = syn.weight.shape[1]
-    elif isinstance(syn, Conv2d):
-        k = int(np.prod(syn.weight.shape[1:]))
+    k = syn.fan_in if syn is not None else 0
     return k + (pop.size if pop.rec_weight is not None else 0)
 
 

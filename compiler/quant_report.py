@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Flatten, Graph, Pool2d
+from snnhw.ir import LIF, Graph
 
 THRESHOLD_REL_ERROR = 0.125  # a threshold further than this from its float value is warned
 
@@ -46,15 +46,12 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
             src = n.input
             while fixed_g.node(src).is_reshape:
                 fl = float_g.node(src)
-                if isinstance(fl, Pool2d) and fl.mode == "avg":
-                    s *= fl.kernel[0] * fl.kernel[1]
+                s *= fl.divisor
                 src = fl.input
             scale[src] = s
     for n in fixed_g.nodes:  # pools/flattens: from their inputs
         if n.is_reshape:
-            fl = float_g.node(n.name)
-            div = fl.kernel[0] * fl.kernel[1] if isinstance(fl, Pool2d) and fl.mode == "avg" else 1
-            scale[n.name] = scale[n.input] / div
+            scale[n.name] = scale[n.input] / float_g.node(n.name).divisor
     return scale
 
 
@@ -129,8 +126,7 @@ def _total_bias(g: Graph, pop: LIF) -> np.ndarray:
     total = np.broadcast_to(np.asarray(pop.bias, np.float64), pop.shape).copy()
     src = g.node(pop.input)
     if src.is_synapse and src.bias is not None:
-        b = np.asarray(src.bias, np.float64)
-        total = total + (b.reshape(-1, 1, 1) if isinstance(src, Conv2d) else b)
+        total = total + np.asarray(src.bias_map(), np.float64)
     if pop.rec_bias is not None:
         total = total + np.asarray(pop.rec_bias, np.float64).reshape(pop.shape)
     return total
@@ -235,9 +231,9 @@ def _drive(g: Graph, name: str, x_max: float) -> tuple[np.ndarray, bool]:
     if n.is_population:
         return np.asarray(1.0), True
     src, nonneg = _drive(g, n.input, x_max)
-    if isinstance(n, Flatten):
+    if n.keeps_values:  # Flatten
         return (np.broadcast_to(src, n.in_shape).reshape(-1) if src.ndim else src), nonneg
-    if isinstance(n, Pool2d):
+    if n.is_reshape:  # Pool2d
         per_channel = np.broadcast_to(src, n.in_shape).reshape(n.in_shape[0], -1).max(axis=1)
         win = n.kernel[0] * n.kernel[1] if n.mode == "sum" else 1
         return (per_channel * win).reshape(-1, 1, 1), nonneg
@@ -247,7 +243,7 @@ def _drive(g: Graph, name: str, x_max: float) -> tuple[np.ndarray, bool]:
     out = w.reshape(w.shape[0], -1).sum(axis=1) * m
     if n.bias is not None:
         out = out + np.maximum(np.asarray(n.bias, np.float64), 0)
-    return (out.reshape(-1, 1, 1) if isinstance(n, Conv2d) else out), False
+    return out.reshape(-1, *[1] * (len(n.shape) - 1)), False
 
 
 def _calibration(float_g, fixed_g, x, layers):

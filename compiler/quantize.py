@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from snnhw.errors import SnnhwError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d
+from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat
 from snnhw.ir.nodes import MAX_SYNAPSE_EXP
 from snnhw.targets.description import TargetDescription
 
@@ -118,12 +118,10 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             step = 2.0 ** -out_exp[n.name]
             w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None or n.name in folded else _round(n.bias / step)
-            acc = num.conv_accumulator if isinstance(n, Conv2d) else num.accumulator
+            acc = getattr(num, n.acc_register)
             nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc, **_bounds(n, scale[n.input] / step)))
-        elif isinstance(n, Pool2d):
-            nodes.append(replace(n, mode="sum" if n.mode == "avg" else n.mode))
-        elif isinstance(n, Flatten):
-            nodes.append(n)
+        elif n.is_reshape:
+            nodes.append(n.fixed_form())
         elif n.is_population:
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
@@ -197,9 +195,7 @@ def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_
     name = _first_synapse(g)
     if name is None:
         return 0
-    src = g.node(g.node(name).input)
-    while isinstance(src, Flatten):
-        src = g.node(src.input)
+    src = g.through_reshapes(g.node(name).input, pools=False)[0]
     if not src.is_input:
         return 0
     deficit = full[name] - out_exp[name]
@@ -229,10 +225,8 @@ def _scales(g: Graph, in_scale: float, out_exp: dict) -> dict:
             scale[n.name] = in_scale
         elif n.is_synapse:
             scale[n.name] = 2.0 ** -out_exp[n.name]
-        elif isinstance(n, Pool2d):
-            scale[n.name] = scale[n.input] / (n.kernel[0] * n.kernel[1] if n.mode == "avg" else 1)
-        elif isinstance(n, Flatten):
-            scale[n.name] = scale[n.input]
+        elif n.is_reshape:
+            scale[n.name] = scale[n.input] / n.divisor
         else:
             scale[n.name] = 1.0
     return scale
@@ -246,7 +240,7 @@ def _folded_biases(g: Graph) -> set:
     out = set()
     for pop in g.neurons:  # (a recurrent bias moves the same way: see _quantize_pop)
         src = g.node(pop.input)
-        if isinstance(src, Dense) and src.bias is not None and not np.any(pop.alpha):
+        if src.is_synapse and src.bias_per_output and src.bias is not None and not np.any(pop.alpha):
             out.add(src.name)
     return out
 

@@ -33,31 +33,40 @@ from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 
 def _activations(g: Graph, res, x_int: np.ndarray) -> dict:
     """The value every node passes on, ``[T, B, *shape]`` (integers; spikes 0/1)."""
-    from snnhw.targets.emu.emulator import _conv, _pool
     act = {}
     for n in g.nodes:
         if n.is_input:
             act[n.name] = x_int
         elif n.is_population:
             act[n.name] = res.spikes[n.name]
-        elif isinstance(n, Pool2d):
-            act[n.name] = _pool(n, act[n.input].astype(np.float64))
-        elif isinstance(n, Flatten):
-            a = act[n.input]
-            act[n.name] = a.reshape(*a.shape[:2], -1)
-        elif isinstance(n, Dense):
-            a = act[n.input].astype(np.float64)
-            act[n.name] = a @ n.weight.T.astype(np.float64) + (0 if n.bias is None else n.bias)
-        elif isinstance(n, Conv2d):
-            y, _ = _conv(n, act[n.input].astype(np.float64), True, float("inf"))
-            act[n.name] = y + (0 if n.bias is None else n.bias.reshape(-1, 1, 1))
+        else:
+            act[n.name] = n.registered(_ACTIVATION)(n, act[n.input].astype(np.float64))
     return act
+
+
+def _conv_act(n, a):
+    from snnhw.targets.emu.emulator import _conv
+    return _conv(n, a, True, float("inf"))[0] + (0 if n.bias is None else n.bias_map())
+
+
+def _pool_act(n, a):
+    from snnhw.targets.emu.emulator import _pool
+    return _pool(n, a)
+
+
+_ACTIVATION = {
+    Dense: lambda n, a: a @ n.weight.T.astype(np.float64) + (0 if n.bias is None else n.bias),
+    Conv2d: _conv_act,
+    Pool2d: _pool_act,
+    Flatten: lambda n, a: a.reshape(*a.shape[:2], -1),
+}
+"""Each op's output on float64 integer values (no accumulator rule): ``act(node, x)``."""
 
 
 def _out_degree(n, all_ones: bool) -> np.ndarray:
     """Per input element of synapse ``n``: how many outputs its (nonzero) weights reach."""
     w = np.ones(n.weight.shape) if all_ones else (n.weight != 0).astype(np.float64)
-    if isinstance(n, Dense):
+    if n.weight.ndim == 2:  # Dense
         return w.sum(axis=0)
     # Conv2d: input pixel (c, y, x) meets kernel tap (ky, kx) at every output position (yo, xo)
     # with yo*stride - pad + ky*dilation = y; there it drives the nonzero taps of its group's filters

@@ -24,10 +24,12 @@ at 45 nm (Horowitz, ISSCC 2014). Every figure says what it counts.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from snnhw.compiler.mapping import core_of, fan_in
-from snnhw.ir import LIF, Conv2d, Dense, Graph, Input, Pool2d
+from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 from snnhw.semantics.inputs import quantize_input
 
 # 45 nm, 0.9 V, 32-bit float (Horowitz, "Computing's energy problem", ISSCC 2014, Fig. 1.1.9):
@@ -40,28 +42,6 @@ ANN_REFERENCE = {
 }
 
 
-def _downstream(g: Graph, name: str):
-    """The synapse reading ``name`` (through pooling/flatten) and the population it feeds."""
-    for n in g.nodes:
-        if getattr(n, "input", None) == name:
-            if n.is_reshape:
-                return _downstream(g, n.name)
-            if n.is_synapse:
-                pop = next(p for p in g.neurons if _reaches(g, n.name, p))
-                return n, pop
-    return None, None
-
-
-def _reaches(g: Graph, src: str, pop: LIF) -> bool:
-    n = g.node(pop.input)
-    while True:
-        if n.name == src:
-            return True
-        if not n.is_reshape:
-            return False
-        n = g.node(n.input)
-
-
 def _size(node) -> int:
     return int(np.prod(node.shape))
 
@@ -70,29 +50,34 @@ def _fanout_matrix(g: Graph, pop) -> np.ndarray | None:
     """Dense ``(post, pre)`` 0/1 matrix of nonzero synapses from ``pop`` (a population or the Input)
     to the next population (pooling, flatten and conv expanded by probing unit values), or None if
     ``pop`` is the output."""
-    syn, post = _downstream(g, pop.name)
+    syn, post = g.downstream(pop.name)
     if syn is None:
         return None
-    from snnhw.targets.emu.emulator import _conv, _pool
-    chain = []  # the linear ops between pop and post, probed with one unit spike per neuron of pop
-    n = g.node(post.input)
-    while n.name != pop.name:
-        chain.append(n)
-        n = g.node(n.input)
     size = _size(pop)
     vals = np.eye(size, dtype=np.float64).reshape(1, size, *pop.shape)
-    for n in reversed(chain):
-        if isinstance(n, Dense):
-            vals = (vals.reshape(1, size, -1) @ (n.weight != 0).T.astype(np.float64))
-        elif isinstance(n, Conv2d):
-            k = Conv2d(n.name, n.input, (n.weight != 0).astype(np.float64), n.in_shape, None, n.stride, n.padding,
-                       n.dilation, n.groups)
-            vals = _conv(k, vals, False, 1.0)[0]
-        elif isinstance(n, Pool2d):
-            vals = _pool(n, vals)
-        else:
-            vals = vals.reshape(1, size, -1)
+    for n in g.path(pop.name, post.input):  # the linear ops between pop and post, probed with unit spikes
+        vals = n.registered(_PROBE)(n, vals)
     return (vals.reshape(size, -1) != 0).T
+
+
+def _probe_conv(n, vals):
+    from snnhw.targets.emu.emulator import _conv
+    k = replace(n, weight=(n.weight != 0).astype(np.float64), bias=None, delay=0, acc=None)
+    return _conv(k, vals, False, 1.0)[0]
+
+
+def _probe_pool(n, vals):
+    from snnhw.targets.emu.emulator import _pool
+    return _pool(n, vals)
+
+
+_PROBE = {
+    Dense: lambda n, vals: vals.reshape(*vals.shape[:2], -1) @ (n.weight != 0).T.astype(np.float64),
+    Conv2d: _probe_conv,
+    Pool2d: _probe_pool,
+    Flatten: lambda n, vals: vals.reshape(*vals.shape[:2], -1),
+}
+"""Where each op sends unit values (nonzero weights only): ``probe(node, vals)``, vals ``[1, size, *shape]``."""
 
 
 def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x: np.ndarray) -> dict:
@@ -122,7 +107,7 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
         fo = _fanout_matrix(g, src)
         if fo is not None:
             ops = int(events @ fo.sum(axis=0).astype(np.int64))
-            L = layers[_downstream(g, src.name)[1].name]
+            L = layers[g.downstream(src.name)[1].name]
             L["synaptic_ops"] += ops
             if src.is_input:
                 L["synaptic_ops_input"] += ops
@@ -167,7 +152,7 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
 
 def _messages(mapping, pop, fo, per_neuron, g, cores) -> dict:
     """Spike messages from ``pop``'s cores to the cores of the next population, with hop counts."""
-    _, post = _downstream(g, pop.name)
+    _, post = g.downstream(pop.name)
     src_core = core_of(mapping, pop.name, pop.size)
     dst_core = core_of(mapping, post.name, post.size)
     info = mapping["cores"]

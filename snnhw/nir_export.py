@@ -36,7 +36,7 @@ import numpy as np
 
 from snnhw import __version__
 from snnhw.errors import SnnhwError, UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, Pool2d
+from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Pool2d
 
 DEFAULT_DT = 1e-4  # s; the timestep snntorch's NIR exporter and importer hard-code (snntorch 1.0.0)
 
@@ -64,12 +64,11 @@ def _names(g: Graph) -> dict:
 
 def _fed_population(g: Graph, name: str) -> LIF:
     """The population a synapse's output reaches (through pooling, flatten and further synapses)."""
-    consumers = [n for n in g.nodes[1:] if n.input == name]
-    if not consumers:
+    pop = g.population_of(name)
+    if pop is None:
         raise UnsupportedError(f"synapse {name} feeds no neuron population; NIR export needs each synapse chain "
                                "to end in a population")
-    c = consumers[0]
-    return c if c.is_population else _fed_population(g, c.name)
+    return pop
 
 
 def _units(g: Graph) -> dict:
@@ -124,7 +123,7 @@ def _biases_into_synapses(g: Graph, fixed: bool) -> dict:
     for pop in g.neurons:
         src = g.node(pop.input)
         v = _neuron_values(pop, fixed)
-        if isinstance(src, Dense) and not np.any(v["alpha"]) and np.any(v["bias"]):
+        if src.is_synapse and src.bias_per_output and not np.any(v["alpha"]) and np.any(v["bias"]):
             out[src.name] = v["bias"].reshape(-1)
     return out
 
@@ -150,6 +149,33 @@ def _neuron_node(pop: LIF, fixed: bool, dt: float, meta: dict, bias_moved: bool)
     tau_syn = dt / (1 - a)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, v_threshold=thr, v_reset=zero,
                        w_in=tau_syn / dt, metadata=meta)
+
+
+def _nir_dense(n, w, bias, meta):
+    import nir
+    return nir.Linear(weight=w, metadata=meta) if bias is None else nir.Affine(weight=w, bias=bias, metadata=meta)
+
+
+def _nir_conv(n, w, bias, meta):
+    import nir
+    return nir.Conv2d(input_shape=tuple(n.in_shape[1:]), weight=w, stride=tuple(n.stride), padding=tuple(n.padding),
+                      dilation=tuple(n.dilation), groups=int(n.groups),
+                      bias=bias if bias is not None else np.zeros(w.shape[0], np.float32), metadata=meta)
+
+
+def _nir_pool(n, w, bias, meta):
+    import nir
+    cls = nir.SumPool2d if n.mode == "sum" else nir.AvgPool2d
+    return cls(kernel_size=np.array(n.kernel), stride=np.array(n.stride), padding=np.array([0, 0]), metadata=meta)
+
+
+def _nir_flatten(n, w, bias, meta):
+    import nir
+    return nir.Flatten(input_type={"input": np.array(n.in_shape)}, start_dim=0, end_dim=-1, metadata=meta)
+
+
+_NIR = {Dense: _nir_dense, Conv2d: _nir_conv, Pool2d: _nir_pool, Flatten: _nir_flatten}
+"""The NIR node each op becomes: ``node(op, weight in float units, bias, metadata)``."""
 
 
 def to_nir(g: Graph, dt: float | None = None):
@@ -190,21 +216,9 @@ def to_nir(g: Graph, dt: float | None = None):
                 meta["snnhw_accumulator"] = _fmt(n.acc)
             if n.delay:
                 lost.append(f"{name}: synapse delay of {n.delay} step(s) (y[t] = W x[t-{n.delay}] + b)")
-            if isinstance(n, Dense):
-                nodes[name] = nir.Linear(weight=w, metadata=meta) if bias is None else \
-                    nir.Affine(weight=w, bias=bias, metadata=meta)
-            else:
-                nodes[name] = nir.Conv2d(input_shape=tuple(n.in_shape[1:]), weight=w, stride=tuple(n.stride),
-                                         padding=tuple(n.padding), dilation=tuple(n.dilation), groups=int(n.groups),
-                                         bias=bias if bias is not None else np.zeros(w.shape[0], np.float32),
-                                         metadata=meta)
-        elif isinstance(n, Pool2d):
-            cls = nir.SumPool2d if n.mode == "sum" else nir.AvgPool2d
-            nodes[name] = cls(kernel_size=np.array(n.kernel), stride=np.array(n.stride), padding=np.array([0, 0]),
-                              metadata=meta)
-        elif isinstance(n, Flatten):
-            nodes[name] = nir.Flatten(input_type={"input": np.array(n.in_shape)}, start_dim=0, end_dim=-1,
-                                      metadata=meta)
+            nodes[name] = n.registered(_NIR)(n, w, bias, meta)
+        elif n.is_reshape:
+            nodes[name] = n.registered(_NIR)(n, None, None, meta)
         else:
             nodes[name] = _neuron_node(n, fixed, dt, _pop_meta(n, fixed, lost, name), n.input in moved)
             if n.rec_weight is not None:

@@ -63,7 +63,7 @@ class Graph:
         factor = 1.0
         n = self.node(name)
         while n.is_reshape and (pools or n.keeps_values):
-            factor *= n.gain
+            factor /= n.divisor
             n = self.node(n.input)
         return n, factor
 
@@ -74,12 +74,33 @@ class Graph:
         return (n if n.is_synapse else None), factor
 
     def population_of(self, name: str):
-        """The population that synapse/reshape ``name``'s output reaches, following single consumers
-        (None if it branches or ends elsewhere)."""
-        c = self.consumer(name)
+        """The population that node ``name``'s output reaches, following the first consumer through
+        reshaping ops and synapses (None if the chain ends before a population)."""
+        c = next(iter(self.consumers(name)), None)
         while c is not None and not c.is_population:
-            c = self.consumer(c.name)
+            c = next(iter(self.consumers(c.name)), None)
         return c
+
+    def downstream(self, name: str):
+        """The synapse reading ``name``'s output (through reshaping ops) and the population it feeds;
+        (None, None) when none does."""
+        for c in self.consumers(name):
+            if c.is_reshape:
+                return self.downstream(c.name)
+            if c.is_synapse:
+                return c, self.population_of(c.name)
+        return None, None
+
+    def path(self, src: str, dst: str) -> list:
+        """The nodes data flows through from ``src`` (excluded) to ``dst`` (included), in flow order,
+        following each node's input back from ``dst``."""
+        out, n = [], self.node(dst)
+        while n.name != src:
+            out.append(n)
+            if not n.sources():
+                raise KeyError(f"{src} does not reach {dst}")
+            n = self.node(n.sources()[0])
+        return out[::-1]
 
     def synapse_bias(self, pop: LIF) -> np.ndarray:
         """Biases of the synapses feeding ``pop`` (its dense/conv and its recurrent dense), per neuron,

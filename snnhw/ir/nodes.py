@@ -72,6 +72,7 @@ class Op:
     op: ClassVar[str] = ""
     role: ClassVar[str] = ""
     keeps_values: ClassVar[bool] = False  # a reshape passing every value on unchanged (Flatten)
+    requires: ClassVar[tuple] = ()  # (target feature flag, "what ... is/are") this op needs on a target
 
     @property
     def is_input(self) -> bool:
@@ -174,10 +175,12 @@ class _Synapse(Op):
 
     acc_register: the name of the target's numeric description entry giving this op's accumulator
     (``accumulator`` or ``conv_accumulator`` in target.toml).
+    bias_per_output: one bias per output neuron (Dense), not one per channel (Conv2d).
     """
 
     role: ClassVar[str] = "synapse"
     acc_register: ClassVar[str] = "accumulator"
+    bias_per_output: ClassVar[bool] = True
 
     def bias_map(self) -> Optional[np.ndarray]:
         """The bias broadcastable to the output shape (None without a bias)."""
@@ -186,6 +189,11 @@ class _Synapse(Op):
     def weight_magnitudes(self) -> np.ndarray:
         """The largest |weight| each weight entry can hold during a run (the weights: they do not change)."""
         return np.abs(self.weight)
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs per output neuron (a conv: per output channel, ignoring padding)."""
+        return int(np.prod(self.weight.shape[1:]))
 
     def _check_synapse(self, where, fixed):
         check_array(self.weight, f"{where} weight", fixed, ())
@@ -240,6 +248,8 @@ class Conv2d(_Synapse):
 
     op: ClassVar[str] = "Conv2d"
     acc_register: ClassVar[str] = "conv_accumulator"
+    requires: ClassVar[tuple] = (("conv", "Conv2d is"),)
+    bias_per_output: ClassVar[bool] = False
 
     name: str
     input: str
@@ -308,6 +318,7 @@ class Pool2d(Op):
 
     op: ClassVar[str] = "Pool2d"
     role: ClassVar[str] = "reshape"
+    requires: ClassVar[tuple] = (("pooling", "pooling is"),)
 
     name: str
     input: str
@@ -326,9 +337,9 @@ class Pool2d(Op):
         return int(self.kernel[0] * self.kernel[1])
 
     @property
-    def gain(self) -> float:
-        """The factor this op applies to a uniform input (1/window for ``avg``, else 1)."""
-        return 1.0 / self.window if self.mode == "avg" else 1.0
+    def divisor(self) -> int:
+        """This op divides a uniform input by this (the window for ``avg``, else 1)."""
+        return self.window if self.mode == "avg" else 1
 
     def bound(self, x_bound: float) -> float:
         """Largest |output| for inputs bounded by ``x_bound`` (integer modes)."""
@@ -361,7 +372,7 @@ class Flatten(Op):
 
     op: ClassVar[str] = "Flatten"
     role: ClassVar[str] = "reshape"
-    gain: ClassVar[float] = 1.0
+    divisor: ClassVar[int] = 1
     keeps_values: ClassVar[bool] = True
 
     name: str
@@ -593,6 +604,7 @@ class PlasticDense(Dense):
     """
 
     op: ClassVar[str] = "PlasticDense"
+    requires: ClassVar[tuple] = (("plasticity", "plastic synapses (on-chip learning) are"),)
 
     post: str = ""
     rule: Optional[LearningRule] = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, Input, NeuronFormat, Pool2d, StateFormat
+from snnhw.ir import LIF, Conv2d, Dense, Graph, NeuronFormat, Pool2d, StateFormat
 from snnhw.targets.description import TargetDescription
 from snnhw.semantics import overflow as ov
 from snnhw.targets.fpga import widths as wd
@@ -155,10 +155,8 @@ def _synapse_of(g: Graph, pop: LIF):
     if not isinstance(syn, Dense):
         raise UnsupportedError(f"layer {pop.name}: reads {type(syn).__name__} {syn.name!r} directly; the fpga "
                                "target needs a Dense or Conv2d synapse in front of every population")
-    src = g.node(syn.input)
-    while isinstance(src, Flatten):
-        src = g.node(src.input)
-    if not isinstance(src, (Input, LIF)):
+    src = g.through_reshapes(syn.input, pools=False)[0]
+    if not (src.is_input or src.is_population):
         raise UnsupportedError(f"layer {syn.name}: reads {type(src).__name__} {src.name!r}; the fpga target "
                                "supports synapses fed by the input or a population (through Flatten)")
     weight = np.asarray(syn.weight, np.int64)

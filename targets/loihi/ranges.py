@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph
+from snnhw.ir import LIF, Dense, Graph
 from snnhw.semantics import half, rule_bound, rule_needed, stored_bound, wrap_once_closed
 from snnhw.targets.description import TargetDescription
 
