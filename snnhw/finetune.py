@@ -147,7 +147,7 @@ def _lif_bias(net, float_g, fixed_g, fx: LIF) -> torch.Tensor:
     value = _t(np.broadcast_to(fx.bias, fx.shape).reshape(-1))
     src, fl = float_g.node(fx.input), float_g.node(fx.name)
     moved = []
-    if isinstance(src, Dense) and src.bias is not None and fixed_g.node(src.name).bias is None:
+    if src.is_synapse and src.bias_per_output and src.bias is not None and fixed_g.node(src.name).bias is None:
         moved.append(net.get_submodule(src.name).bias.double())
     if fl.rec_bias is not None and fx.rec_bias is None:
         moved.append(net.get_submodule(fx.name).recurrent.bias.double())

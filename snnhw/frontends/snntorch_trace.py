@@ -376,7 +376,7 @@ def to_ir(model: nn.Module, input_shape: tuple, name: str = "model", fold: bool 
     g = Graph(b.nodes, kind="float", meta={"source": name, "frontend": "snntorch", "forward": style})
     if not g.neurons:
         raise UnsupportedError("the model has no snntorch neuron layer")
-    if not isinstance(g.nodes[-1], LIF):
+    if not g.nodes[-1].is_population:
         raise UnsupportedError(f"the last layer ({g.nodes[-1].name}) is not a neuron layer; snnhw outputs spikes")
     g.validate()
     return fold_linear(g) if fold else g
