@@ -44,9 +44,12 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
                 out.append(f"layer {n.name}: a recurrent weight step 2^{n.rec_weight_exp} times the feed-forward one "
                            f"(rec_weight_exp) is not supported on {t.name}; compile the float model for {t.name} "
                            "(its quantizer then gives both paths one step)")
-            src = g.node(n.input)
-            has_bias = (getattr(src, "bias", None) is not None and np.any(src.bias)) or \
-                (n.rec_bias is not None and np.any(n.rec_bias))
+            if n.extra_inputs and not f.summed_inputs:
+                out.append(f"layer {n.name}: it sums {len(n.sources())} input paths ({', '.join(n.sources())}), a "
+                           f"skip/residual connection, which {t.name} cannot run; remove the skip connection or run "
+                           "on emu")
+            has_bias = any(getattr(g.node(s), "bias", None) is not None and np.any(g.node(s).bias)
+                           for s in n.sources()) or (n.rec_bias is not None and np.any(n.rec_bias))
             if has_bias and not f.current_bias and np.any(n.alpha != 0):
                 out.append(f"layer {n.name}: a synapse bias feeding a neuron with current decay (snntorch Synaptic) "
                            f"is not supported on {t.name}; train the Linear/Conv2d with bias=False")
@@ -55,6 +58,9 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
         for feature, what in n.requires:
             if not getattr(f, feature):
                 out.append(f"layer {n.name}: {what} not supported on {t.name}{_REMEDY.get(feature, '')}")
+        if n.is_synapse and n.out_shift and not f.synapse_exponent:
+            out.append(f"layer {n.name}: a synapse step 2^{n.out_shift} times its population's unit (out_shift) is "
+                       f"not supported on {t.name}; compile the float model for {t.name}")
         if n.is_synapse and g.kind == "fixed":
             wmax = (1 << (num.weight_bits - 1)) - 1
             big = max(-int(n.weight.min()), int(n.weight.max())) if n.weight.size else 0

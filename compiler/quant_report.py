@@ -42,13 +42,13 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
             scale[n.name] = n.scale
         elif n.is_population:
             scale[n.name] = 1.0
-            s = n.format.state_scale * (1 << n.format.input_shift)
-            src = n.input
-            while fixed_g.node(src).is_reshape:
-                fl = float_g.node(src)
-                s *= fl.divisor
-                src = fl.input
-            scale[src] = s
+            for src in n.sources():  # each path: its synapse's out_shift makes its step coarser
+                s = n.format.state_scale * (1 << n.format.input_shift)
+                while fixed_g.node(src).is_reshape:
+                    fl = float_g.node(src)
+                    s *= fl.divisor
+                    src = fl.input
+                scale[src] = s * (1 << getattr(fixed_g.node(src), "out_shift", 0))
     for n in fixed_g.nodes:  # pools/flattens: from their inputs
         if n.is_reshape:
             scale[n.name] = scale[n.input] / float_g.node(n.name).divisor
@@ -124,9 +124,10 @@ def _total_bias(g: Graph, pop: LIF) -> np.ndarray:
         total = np.broadcast_to(pop.bias, pop.shape).astype(np.int64) + g.synapse_bias(pop)
         return total * pop.format.state_scale
     total = np.broadcast_to(np.asarray(pop.bias, np.float64), pop.shape).copy()
-    src = g.node(pop.input)
-    if src.is_synapse and src.bias is not None:
-        total = total + np.asarray(src.bias_map(), np.float64)
+    for name in pop.sources():
+        src = g.node(name)
+        if src.is_synapse and src.bias is not None:
+            total = total + np.asarray(src.bias_map(), np.float64)
     if pop.rec_bias is not None:
         total = total + np.asarray(pop.rec_bias, np.float64).reshape(pop.shape)
     return total

@@ -92,6 +92,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     in_scale = input_scale(input_max, input_bits)
     split = target.features.synapse_exponent
     out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
+    shifts = _path_shifts(g, out_exp, limit)
     if input_bits > 1:
         coarse = _input_coarsening(g, in_scale, input_max, wb, out_exp, full)
         if coarse:
@@ -101,6 +102,8 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
                             f"(the {limit[_first_synapse(g)]} limits the step); pass --input-bits {kept} to say so")
             in_scale *= 2.0 ** coarse
             out_exp, full, limit, rec_exp = _exponents(g, num, wb, in_scale, ranges, split)
+            shifts = _path_shifts(g, out_exp, limit)
+    shifts = _path_shifts(g, out_exp, limit)
     scale = _scales(g, in_scale, out_exp)
     folded = _folded_biases(g)
     for name, k in rec_exp.items():
@@ -119,7 +122,8 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None or n.name in folded else _round(n.bias / step)
             acc = getattr(num, n.acc_register)
-            nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc, **_bounds(n, scale[n.input] / step)))
+            nodes.append(replace(n, weight=w, bias=b, delay=num.synapse_delay, acc=acc, out_shift=shifts.get(n.name, 0),
+                                 **_bounds(n, scale[n.input] / step)))
         elif n.is_reshape:
             nodes.append(n.fixed_form())
         elif n.is_population:
@@ -186,6 +190,30 @@ def _exponents(g: Graph, num, wb: int, in_scale: float, ranges: dict | None, spl
                 if k_pop < k_rec:
                     limit[pop.name] = why
     return out_exp, full, limit, rec_exp
+
+
+def _path_shifts(g: Graph, out_exp: dict, limit: dict) -> dict:
+    """Per synapse on a population's extra input path, its ``out_shift``: the population's unit is set
+    by its first path (``out_exp`` of that synapse); an extra path keeps the step its weight bits
+    allow when that is coarser, shifted left by the difference (at most MAX_SYNAPSE_EXP), and is
+    limited to the population's unit otherwise (``out_exp`` adjusted in place)."""
+    shifts = {}
+    for pop in g.neurons:
+        if not pop.extra_inputs:
+            continue
+        main, factor = g.feeding_synapse(pop.input)
+        for name in pop.extra_inputs:
+            syn, f = g.feeding_synapse(name)
+            if syn is None or main is None or f != factor:
+                raise SnnhwError(f"layer {pop.name}: input path {name} must come from a Dense/Conv2d with the same "
+                                 "pooling as its first path; put a Linear/Conv2d on every path of a skip connection")
+            k = out_exp[main.name]
+            if out_exp[syn.name] > k:
+                out_exp[syn.name], limit[syn.name] = k, f"the unit of population {pop.name}"
+            if k - out_exp[syn.name] > MAX_SYNAPSE_EXP:
+                out_exp[syn.name], limit[syn.name] = k - MAX_SYNAPSE_EXP, "the largest synapse shift"
+            shifts[syn.name] = k - out_exp[syn.name]
+    return shifts
 
 
 def _input_coarsening(g: Graph, in_scale: float, input_max: float, wb: int, out_exp: dict, full: dict) -> int:

@@ -80,7 +80,7 @@ def _units(g: Graph) -> dict:
             unit[n.name] = float(n.scale) if fixed and n.bits > 1 else 1.0
         elif n.is_synapse:
             pop = _fed_population(g, n.name)
-            unit[n.name] = float((1 << pop.format.input_shift) * pop.format.state_scale) if fixed else 1.0
+            unit[n.name] = float((1 << (pop.format.input_shift + n.out_shift)) * pop.format.state_scale) if fixed else 1.0
         elif n.is_reshape:
             unit[n.name] = unit[n.input]
         else:
@@ -202,7 +202,7 @@ def to_nir(g: Graph, dt: float | None = None):
     moved = _biases_into_synapses(g, fixed)
     for n in g.nodes[1:]:
         name = names[n.name]
-        edges.append((names[n.input], name))
+        edges += [(names[s], name) for s in n.sources()]  # several edges into a node: NIR sums them
         meta = {}
         if n.is_synapse:
             lsb = unit[n.name] / unit[n.input]

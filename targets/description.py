@@ -63,7 +63,8 @@ class Features:
     conv: bool
     pooling: bool
     plasticity: bool = False  # runs PlasticDense (on-chip learning)
-    synapse_exponent: bool = False  # LIF.rec_weight_exp may be nonzero
+    synapse_exponent: bool = False  # LIF.rec_weight_exp and a synapse's out_shift may be nonzero
+    summed_inputs: bool = False  # a population may sum several input paths (LIF.extra_inputs)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             current_bias=bool(f["current_bias"]), recurrent=bool(f["recurrent"]),
             conv=bool(f["conv"]), pooling=bool(f["pooling"]),
             plasticity=bool(f.get("plasticity", False)),
-            synapse_exponent=bool(f.get("synapse_exponent", False)))
+            synapse_exponent=bool(f.get("synapse_exponent", False)),
+            summed_inputs=bool(f.get("summed_inputs", False)))
         chip = None
         if "chip" in data:
             c = data["chip"]

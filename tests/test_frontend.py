@@ -143,7 +143,7 @@ def test_scalar_arithmetic_between_layers_is_folded_into_weights():
 
 
 @pytest.mark.parametrize("step,words", [
-    (lambda self, s: self.lif2(self.fc2(s) + self.fc3(s)), "`add` of the outputs of fc2, fc3: an additive skip"),
+    (lambda self, s: self.lif2(self.fc2(s) - self.fc3(s)), "`sub` of the outputs of fc2, fc3; snnhw imports only sums"),
     (lambda self, s: self.lif2(torch.sigmoid(self.fc2(s))), "`sigmoid`"),
     (lambda self, s: self.lif2(self.fc2(s) + 1.0), "`add`"),
 ], ids=["skip", "sigmoid", "constant"])

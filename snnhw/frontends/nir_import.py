@@ -140,16 +140,21 @@ def nir_to_ir(graph, dt: float = DEFAULT_DT, input_shape: tuple | None = None, n
         kind = type(v).__name__
         if kind in ("Input", "Output"):
             continue
-        if len(preds[n]) != 1:
-            raise UnsupportedError(f"NIR node {n} has {len(preds[n])} inputs; snnhw supports chains (one input each)")
+        if len(preds[n]) != 1 and not (kind in NEURON_TYPES and preds[n]):
+            raise UnsupportedError(f"NIR node {n} has {len(preds[n])} inputs; snnhw sums several inputs only into a "
+                                   "neuron (a skip connection); other nodes need one input each")
         src = rename[preds[n][0]]
+        extra = tuple(rename[p] for p in preds[n][1:])  # several edges into a neuron: NIR sums them
         if kind in PASS_TYPES:
             rename[n] = _pass(n, v, kind, src, shapes[src], ir_nodes, pending)
             continue
         if src in pending and kind not in ("Affine", "Linear", "Conv2d", "Conv1d"):
             raise UnsupportedError(f"NIR node {n} ({kind}) reads a Scale that follows no synapse; snnhw folds Scale "
                                    "only into an adjacent Affine/Linear/Conv")
-        new = _convert(n, v, kind, src, shapes[src], dt, recurrent.get(n) and nodes[recurrent[n]], ir_nodes)
+        if extra and (src in pending or any(e in pending for e in extra)):
+            raise UnsupportedError(f"NIR node {n}: a Scale on a summed input path is not supported; fold it into "
+                                   "that path's Affine/Linear")
+        new = _convert(n, v, kind, src, shapes[src], dt, recurrent.get(n) and nodes[recurrent[n]], ir_nodes, extra)
         for node in new if isinstance(new, list) else [new]:
             if src in pending and node.is_synapse:
                 _scale_inputs(n, node, pending.pop(src))
@@ -212,7 +217,7 @@ def _pair(v):
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
-def _convert(name, v, kind, src, in_shape, dt, rec, ir_nodes):
+def _convert(name, v, kind, src, in_shape, dt, rec, ir_nodes, extra=()):
     if kind in ("Affine", "Linear"):
         w = _arr(v.weight).astype(np.float32)
         if in_shape != (w.shape[1],):
@@ -243,7 +248,7 @@ def _convert(name, v, kind, src, in_shape, dt, rec, ir_nodes):
     if kind == "Conv1d":
         return _conv1d(name, v, src, in_shape)
     if kind in NEURON_TYPES:
-        return _neuron(name, v, kind, src, in_shape, dt, rec, ir_nodes)
+        return _neuron(name, v, kind, src, in_shape, dt, rec, ir_nodes, extra)
     if kind in NON_SPIKING:
         raise UnsupportedError(f"NIR node {name} ({kind}) is a non-spiking integrator whose output is its membrane "
                                "voltage; snnhw populations output spikes (use LIF/CubaLIF/IF, or read the voltage of "
@@ -278,7 +283,7 @@ def _conv1d(name, v, src, in_shape):
     return [flat, Dense(name, flat.name, cols.numpy().T.astype(np.float32), bias)]
 
 
-def _neuron(name, v, kind, src, shape, dt, rec, ir_nodes):
+def _neuron(name, v, kind, src, shape, dt, rec, ir_nodes, extra=()):
     v_reset = getattr(v, "v_reset", None)
     if v_reset is not None and np.any(_arr(v_reset) != 0):
         raise UnsupportedError(f"NIR node {name}: v_reset != 0 is not supported (reset to zero only)")
@@ -307,10 +312,11 @@ def _neuron(name, v, kind, src, shape, dt, rec, ir_nodes):
     size = int(np.prod(shape))
     gain_n = np.broadcast_to(np.asarray(gain, np.float64).reshape(-1) if np.size(gain) > 1 else gain, (size,))
     if not np.allclose(gain_n, 1.0, rtol=1e-6):
-        _fold_gain(name, ir_nodes, src, gain_n, shape)
+        for path in (src, *extra):  # the gain multiplies the summed input: every path's weights
+            _fold_gain(name, ir_nodes, path, gain_n, shape)
     lif = LIF(name, src, tuple(shape), _scalar_or_array(np.broadcast_to(alpha, shape)),
               _scalar_or_array(np.broadcast_to(beta, shape)), _scalar_or_array(np.broadcast_to(thr, shape)),
-              _scalar_or_array(np.broadcast_to(bias, shape)), "zero", "immediate")
+              _scalar_or_array(np.broadcast_to(bias, shape)), "zero", "immediate", extra_inputs=tuple(extra))
     if np.any(lif.threshold <= 0):
         raise UnsupportedError(f"NIR node {name}: thresholds must be positive")
     if rec is not None:

@@ -6,9 +6,10 @@ for per-step ``forward``s that take the neuron states as arguments. Forward hook
 record which layer consumes which layer's output; a ``TorchFunctionMode`` follows tensors through
 reshapes written in ``forward`` (``x.view(B, -1)``, ``x.flatten(1)``, ``x[step]``), scalar
 multiplication and division (``x * c``, ``x / c``: folded into the adjacent synapse's weights) and
-functional pooling (``F.max_pool2d``, ``F.avg_pool2d``), and names any other operation between
-layers, which the IR cannot express (e.g. ``x + y``: an additive skip connection needs two inputs
-per node). Tracing stops when a layer is called a second time: that is the next timestep.
+functional pooling (``F.max_pool2d``, ``F.avg_pool2d``) and sums of synapse outputs read by a
+neuron layer (``lif(fc2(s1) + fc_skip(s0))``: a skip/residual connection, ``LIF.extra_inputs``), and
+names any other operation between layers, which the IR cannot express (e.g. ``x - y``,
+``torch.cat``). Tracing stops when a layer is called a second time: that is the next timestep.
 
 Folded exactly (eval mode): ``nn.BatchNorm1d/2d`` right after a Linear/Conv2d (its per-channel affine
 map multiplies the weights and shifts the bias); ``nn.Dropout*`` and ``nn.Identity`` are removed.
@@ -48,7 +49,8 @@ FUNCTIONAL_POOLS = {  # F.<name>(input, *args) -> the module, with F's positiona
     "avg_pool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
                                   "divisor_override")),
 }
-SKIP_OPS = {"add", "__add__", "__radd__", "sub", "__sub__", "__rsub__", "cat", "stack"}
+ADD_OPS = {"add", "__add__", "__radd__"}
+SKIP_OPS = {"sub", "__sub__", "__rsub__", "cat", "stack"}
 INPUT = "input"
 MAX_GLOBAL_BATCH = 4096
 
@@ -64,7 +66,7 @@ class _Call:
 
     name: str
     module: nn.Module
-    src: str
+    src: str | tuple  # a tuple of (layer, scale) pairs: the sum of those layers' outputs
     in_shape: tuple
     out_shape: tuple = ()
     scale: float = 1.0
@@ -123,6 +125,13 @@ class _Tracer(TorchFunctionMode):
         p = self.prov.get(id(t))
         return p if p and p[1] is t else None
 
+    def _paths(self, t) -> list:
+        """The (layer, scale) pairs tensor ``t`` is the sum of (one pair for a layer's output)."""
+        src, _, scale = self._prov(t)
+        if isinstance(src, tuple):
+            return [(s, k * scale) for s, k in src]
+        return [(src, scale)]
+
     def _source(self, t):
         p = self._prov(t)
         return p[0] if p else None
@@ -133,8 +142,8 @@ class _Tracer(TorchFunctionMode):
             op, srcs = o[0], ", ".join(sorted(o[1]))
             if op in SKIP_OPS and len(o[1]) > 1:
                 return UnsupportedError(
-                    f"layer {name} reads `{op}` of the outputs of {srcs}: an additive skip connection; the IR gives "
-                    "each node one input, so snnhw cannot import it")
+                    f"layer {name} reads `{op}` of the outputs of {srcs}; snnhw imports only sums (`a + b`) of "
+                    "synapse outputs read by a neuron layer")
             return UnsupportedError(
                 f"layer {name} reads the result of `{op}` applied to the output of {srcs} in forward; between layers "
                 "snnhw follows only reshapes, x[step], and multiplication or division by a constant")
@@ -195,7 +204,9 @@ class _Tracer(TorchFunctionMode):
         if fname == "__getitem__" and srcs == {INPUT}:
             self.time_indexed = True
         one = tracked[0][1] if len(tracked) == 1 else None
-        if one and (fname in SHAPE_OPS or (fname == "__getitem__" and srcs == {INPUT})):
+        if fname in ADD_OPS and len(tracked) == 2 and len(args) == 2 and not kwargs:
+            self.track(out, tuple(self._paths(args[0]) + self._paths(args[1])))  # a skip connection
+        elif one and (fname in SHAPE_OPS or (fname == "__getitem__" and srcs == {INPUT})):
             self.track(out, one[0], one[2])
         elif one and fname in SCALE_OPS and len(args) == 2 and tracked[0][0] == 0 and not kwargs:
             c = _scalar(args[1])
@@ -396,6 +407,8 @@ class _Builder:
         return next(n for n in self.nodes if n.name == name)
 
     def add(self, c: _Call, style: str):
+        if isinstance(c.src, tuple):
+            return self._add_summed(c, style)
         src = self.alias.get(c.src, c.src)
         if src.endswith(":state"):
             raise UnsupportedError(f"layer {c.name} reads the membrane/current of {src[:-6]}; only spikes travel "
@@ -423,6 +436,36 @@ class _Builder:
         self.shapes[c.name] = tuple(node.shape)
         if self.shapes[c.name] != tuple(c.out_shape[1:]):
             raise SnnhwError(f"layer {c.name}: traced output shape {c.out_shape[1:]} differs from {self.shapes[c.name]}")
+
+    def _add_summed(self, c: _Call, style: str):
+        """A neuron layer reading a sum of synapse outputs: its first path is ``input``, the others
+        ``extra_inputs``; constant factors on each path fold into that path's synapse."""
+        m = c.module
+        names = ", ".join(s for s, _ in c.src)
+        if not isinstance(m, NEURONS):
+            raise UnsupportedError(f"layer {c.name} reads the sum of the outputs of {names}; snnhw imports such "
+                                   "sums only as the input of a neuron layer (a skip connection into a population)")
+        paths = []
+        for src, k in c.src:
+            src = self.alias.get(src, src)
+            scale = c.scale * k * self.scale.get(src, 1.0)
+            src, src_shape = self._reshaped(c, src)
+            node = self.node(src)
+            while node.is_reshape:
+                node = self.node(node.input)
+            self._synapse_of(c.name, node.name, "a summed input path")
+            if scale != 1.0:
+                self._scale_synapse(c.name, src, scale)
+            paths.append((src, src_shape))
+        if len({p for p, _ in paths}) != len(paths):
+            raise UnsupportedError(f"layer {c.name} sums the output of one layer twice ({names}); scale that layer "
+                                   "by 2 instead")
+        node = _layer(c.name, m, paths[0][0], paths[0][1], 1.0)
+        node.extra_inputs = tuple(p for p, _ in paths[1:])
+        if c.fresh_state and style == "per_step":
+            node = _memoryless(c.name, m, node)
+        self.nodes.append(node)
+        self.shapes[c.name] = tuple(node.shape)
 
     def _reshaped(self, c: _Call, src):
         """The node ``c`` reads: ``src``, or a Flatten of it when forward flattened it."""

@@ -103,14 +103,16 @@ class Graph:
         return out[::-1]
 
     def synapse_bias(self, pop: LIF) -> np.ndarray:
-        """Biases of the synapses feeding ``pop`` (its dense/conv and its recurrent dense), per neuron,
+        """Biases of the synapses feeding ``pop`` (its dense/convs read directly and its recurrent dense), per neuron,
         in state units (``bias << input_shift``, each path also shifted by its synapse exponent:
         ``LIF.rec_weight_exp``); fixed IR only."""
         bias = np.zeros(pop.shape, np.int64)
-        src = self.node(pop.input)
         shift, e = pop.format.input_shift, pop.rec_weight_exp
-        if src.is_synapse and src.bias is not None:
-            bias = bias + (src.bias_map().astype(np.int64) << (shift + max(0, -e)))
+        for name in pop.sources():  # each path: its synapse's out_shift too
+            src = self.node(name)
+            if src.is_synapse and src.bias is not None:
+                b = np.broadcast_to(src.bias_map().astype(np.int64), pop.shape)
+                bias = bias + (b << (shift + max(0, -e) + src.out_shift))
         if pop.rec_bias is not None:
             bias = bias + (pop.rec_bias.astype(np.int64).reshape(pop.shape) << (shift + max(0, e)))
         return bias

@@ -128,6 +128,14 @@ class Op:
         """ONNX attributes (None values are left out)."""
         return {}
 
+    def onnx_extra_inputs(self) -> list:
+        """Further data inputs, stored after the parameters (format version 2)."""
+        return []
+
+    def uses_format_2(self) -> bool:
+        """Whether storing this node needs IR format version 2 (extra inputs, a synapse out_shift)."""
+        return bool(self.onnx_extra_inputs() or getattr(self, "out_shift", 0))
+
 
 @dataclass
 class Input(Op):
@@ -176,6 +184,9 @@ class _Synapse(Op):
     acc_register: the name of the target's numeric description entry giving this op's accumulator
     (``accumulator`` or ``conv_accumulator`` in target.toml).
     bias_per_output: one bias per output neuron (Dense), not one per channel (Conv2d).
+    out_shift: s >= 0, the synapse's own power-of-two scale (fixed IR; 0 in the float IR): its output
+    is ``acc_rule(W x + b) << s``, in units of the population it feeds, so several synapses summed
+    into one population (``LIF.extra_inputs``) each keep their own weight step.
     """
 
     role: ClassVar[str] = "synapse"
@@ -203,6 +214,11 @@ class _Synapse(Op):
             fail(f"{where}: delay {self.delay!r} outside 0..1024 steps")
         if fixed:
             check_format(self.acc, f"{where} accumulator")
+        s = self.out_shift
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= int(s) <= MAX_SYNAPSE_EXP:
+            fail(f"{where}: out_shift {s!r} outside 0..{MAX_SYNAPSE_EXP}")
+        if s and not fixed:
+            fail(f"{where}: out_shift {s} belongs to the fixed IR")
 
 
 @dataclass
@@ -220,6 +236,7 @@ class Dense(_Synapse):
     bias: Optional[np.ndarray] = None
     delay: int = 0
     acc: Optional[StateFormat] = None
+    out_shift: int = 0
 
     @property
     def shape(self) -> tuple:
@@ -235,11 +252,12 @@ class Dense(_Synapse):
         return [("weight", self.weight, True), ("bias", self.bias, False)]
 
     def onnx_attrs(self):
-        return dict(delay=self.delay, **StateFormat.attrs("acc", self.acc))
+        return dict(delay=self.delay, **StateFormat.attrs("acc", self.acc), out_shift=int(self.out_shift) or None)
 
     @classmethod
     def from_onnx(cls, r):
-        return cls(r.name, r.src, r.param(1), r.param(2, False), r.get("delay", int), r.fmt("acc", r.fixed))
+        return cls(r.name, r.src, r.param(1), r.param(2, False), r.get("delay", int), r.fmt("acc", r.fixed),
+                   r.get("out_shift", int, 0))
 
 
 @dataclass
@@ -262,6 +280,7 @@ class Conv2d(_Synapse):
     groups: int = 1
     delay: int = 0
     acc: Optional[StateFormat] = None
+    out_shift: int = 0
 
     @property
     def shape(self) -> tuple:
@@ -296,13 +315,13 @@ class Conv2d(_Synapse):
     def onnx_attrs(self):
         return dict(in_shape=list(self.in_shape), stride=list(self.stride), padding=list(self.padding),
                     dilation=list(self.dilation), groups=self.groups, delay=self.delay,
-                    **StateFormat.attrs("acc", self.acc))
+                    **StateFormat.attrs("acc", self.acc), out_shift=int(self.out_shift) or None)
 
     @classmethod
     def from_onnx(cls, r):
         return cls(r.name, r.src, r.param(1), r.get("in_shape", tuple), r.param(2, False), r.get("stride", tuple),
                    r.get("padding", tuple), r.get("dilation", tuple), r.get("groups", int), r.get("delay", int),
-                   r.fmt("acc", r.fixed))
+                   r.fmt("acc", r.fixed), r.get("out_shift", int, 0))
 
 
 @dataclass
@@ -418,6 +437,11 @@ class LIF(Op):
     accumulator rule), the population's input is ``a + (r << e)`` for e >= 0 and ``(a << -e) + r``
     for e < 0, so each path keeps its own power-of-two scale. |e| <= MAX_SYNAPSE_EXP; targets whose
     description lacks ``features.synapse_exponent`` need e = 0.
+    extra_inputs: further nodes (synapses, or reshapes of them) of shape ``shape`` whose outputs are
+    summed with ``input``'s: the population's feed-forward input is ``a = x_input + x_1 + ... + x_k``
+    (in this order; each synapse's ``out_shift`` already applied), e.g. a residual/skip connection
+    ``cur = fc2(spk1) + fc_skip(spk0)``. Targets whose description lacks ``features.summed_inputs``
+    need none.
     """
 
     op: ClassVar[str] = "LIF"
@@ -438,6 +462,7 @@ class LIF(Op):
     rec_acc: Optional[StateFormat] = None
     format: Optional[NeuronFormat] = None
     rec_weight_exp: int = 0
+    extra_inputs: tuple = ()
 
     @property
     def size(self) -> int:
@@ -446,6 +471,13 @@ class LIF(Op):
     @property
     def recurrent(self) -> bool:
         return self.rec_weight is not None
+
+    def sources(self) -> tuple:
+        return (self.input, *self.extra_inputs)
+
+    def renamed(self, names: dict) -> None:
+        super().renamed(names)
+        self.extra_inputs = tuple(names[s] for s in self.extra_inputs)
 
     def check(self, in_shape, where, fixed, g):
         if fixed:
@@ -466,6 +498,13 @@ class LIF(Op):
             fail(f"{where}: float IR population with a fixed-point format")
         if tuple(self.shape) != in_shape:
             fail(f"{where}: shape {self.shape} does not match its input {in_shape}")
+        if not isinstance(self.extra_inputs, tuple) or len(set(self.sources())) != len(self.sources()):
+            fail(f"{where}: extra_inputs must be a tuple of distinct node names other than input")
+        for s in self.extra_inputs:
+            if any(g.node(x).is_plastic for x in self.sources()):
+                fail(f"{where}: a population fed by a plastic synapse sums no other input paths")
+            if tuple(g.node(s).shape) != tuple(self.shape):
+                fail(f"{where}: extra input {s!r} has shape {tuple(g.node(s).shape)}, not the population's {self.shape}")
         if self.reset_mode not in RESET_MODES:
             fail(f"{where}: reset_mode {self.reset_mode!r} not one of {RESET_MODES}")
         if self.reset_timing not in RESET_TIMINGS:
@@ -500,6 +539,9 @@ class LIF(Op):
             if np.any(self.threshold > vmax) or np.any(np.abs(self.bias) > vmax):
                 fail(f"{where}: threshold or bias does not fit the {self.format.voltage.bits}-bit voltage")
 
+    def onnx_extra_inputs(self) -> list:
+        return list(self.extra_inputs)
+
     def onnx_params(self):
         return [(k, getattr(self, k), False) for k in ("alpha", "beta", "threshold", "bias")] + \
             [("rec_weight", self.rec_weight, True), ("rec_bias", self.rec_bias, False)]
@@ -524,7 +566,7 @@ class LIF(Op):
         return cls(r.name, r.src, r.get("shape", tuple), r.param(1), r.param(2), r.param(3), r.param(4),
                    r.get("reset_mode", str), r.get("reset_timing", str), rec_w, r.param(6, False),
                    r.get("rec_delay", int, 1), r.fmt("rec_acc", r.fixed and rec_w is not None), fmt,
-                   r.get("rec_weight_exp", int, 0))
+                   r.get("rec_weight_exp", int, 0), r.inputs_after(LIF_PARAMS))
 
 
 # ----------------------------------------------------------------------------- plasticity
@@ -693,7 +735,8 @@ class PlasticDense(Dense):
             for var, const in p.factors:
                 flat += [FACTOR_VARS.index(var), int(const)]
         traces = {f"{t}_{k}": getattr(r.trace(t), k) for t in TRACE_NAMES for k in ("impulse", "decay")}
-        return dict(delay=self.delay, **StateFormat.attrs("acc", self.acc), post=self.post,
+        return dict(delay=self.delay, **StateFormat.attrs("acc", self.acc), out_shift=int(self.out_shift) or None,
+                    post=self.post,
                     w_min=repr(float(self.w_min)), w_max=repr(float(self.w_max)), t_epoch=r.t_epoch,
                     rounding=r.rounding, dw=flat, **traces)
 
@@ -719,8 +762,11 @@ class PlasticDense(Dense):
         if r.fixed:
             w_min, w_max = int(w_min), int(w_max)
         return cls(r.name, r.src, r.param(1), None, r.get("delay", int), r.fmt("acc", r.fixed),
-                   post=r.get("post", str), rule=rule, w_min=w_min, w_max=w_max)
+                   r.get("out_shift", int, 0), post=r.get("post", str), rule=rule, w_min=w_min, w_max=w_max)
 
+
+LIF_PARAMS = 7
+"""ONNX inputs of a LIF before its extra inputs: x, alpha, beta, threshold, bias, rec_weight, rec_bias."""
 
 Synapse = Union[Dense, Conv2d, Pool2d, Flatten]
 Node = Union[Input, Dense, PlasticDense, Conv2d, Pool2d, Flatten, LIF]

@@ -17,7 +17,12 @@ from snnhw.ir.graph import Graph
 from snnhw.ir.nodes import OPS, StateFormat
 
 DOMAIN = "snnhw"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+OLDEST_FORMAT = "1"
+"""Version 2 adds a LIF's extra inputs (after its parameters) and a synapse's ``out_shift``. A graph
+using neither is written as version 1, byte for byte as before, so older snnhw still reads it; one
+using them is written as version 2, which older snnhw refuses in one line."""
+READABLE = (OLDEST_FORMAT, FORMAT_VERSION)
 OPSET = 1
 GRAPH_INPUT = "x"
 
@@ -60,8 +65,9 @@ def to_onnx(g: Graph) -> onnx.ModelProto:
         return name
 
     for n in g.nodes:
-        ins = list(n.sources()) if n.sources() else [GRAPH_INPUT]
+        ins = [n.sources()[0]] if n.sources() else [GRAPH_INPUT]
         ins += [opt(n, key, arr, narrow) for key, arr, narrow in n.onnx_params()]
+        ins += n.onnx_extra_inputs()
         add(n.op, ins, n.name, **n.onnx_attrs())
         if n.is_population:  # spikes: the graph's outputs
             outputs.append(tensor_info(n.name, n.shape, TensorProto.INT8))
@@ -70,7 +76,8 @@ def to_onnx(g: Graph) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "snnhw", [tensor_info(GRAPH_INPUT, g.input.shape)], outputs,
                               initializer=inits, value_info=infos)
     model = helper.make_model(graph, producer_name="snnhw", opset_imports=[helper.make_opsetid(DOMAIN, OPSET)])
-    meta = {"snnhw_format_version": FORMAT_VERSION, "kind": g.kind, "dt": repr(float(g.dt)),
+    version = FORMAT_VERSION if any(n.uses_format_2() for n in g.nodes) else OLDEST_FORMAT
+    meta = {"snnhw_format_version": version, "kind": g.kind, "dt": repr(float(g.dt)),
             "target": g.target or ""}
     meta.update({f"meta.{k}": str(v) for k, v in sorted(g.meta.items())})
     helper.set_model_props(model, meta)
@@ -170,6 +177,10 @@ class _NodeReader:
     def param(self, idx, required=True):
         return self.reader.array(self.node, idx, required)
 
+    def inputs_after(self, idx) -> tuple:
+        """The node's data inputs from position ``idx`` on (a LIF's extra inputs)."""
+        return tuple(self.node.input[idx:])
+
 
 def from_onnx(model: onnx.ModelProto) -> Graph:
     """The Graph stored in ``model``, validated; any defect raises InvalidFileError."""
@@ -187,9 +198,9 @@ def _from_onnx(model: onnx.ModelProto) -> Graph:
     version = meta.get("snnhw_format_version")
     if version is None:
         raise InvalidFileError("not an snnhw IR file: the ONNX model has no snnhw_format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE:
         raise InvalidFileError(f"IR format version {version!r} is not supported (this snnhw reads "
-                               f"{FORMAT_VERSION}); recompile the model with this snnhw")
+                               f"{' and '.join(READABLE)}); recompile the model with this snnhw")
     kind = meta.get("kind")
     if kind not in ("float", "fixed"):
         raise InvalidFileError(f"invalid IR: kind {kind!r}")

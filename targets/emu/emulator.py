@@ -281,7 +281,10 @@ class Session:
         # bound[name] >= max |value| of a node's output: picks exact BLAS precision, skips range checks
         bound = {g.input.name: g.input.value_bound if fixed else 0.0}
         for n in g.nodes[1:]:
-            vals[n.name], bound[n.name] = n.registered(KERNELS)(self, n, vals[n.input], bound[n.input], res, record_state)
+            src, b_in = vals[n.input], bound[n.input]
+            if len(n.sources()) > 1:  # a population summing several paths (docs/semantics.md)
+                src, b_in = _summed([vals[s] for s in n.sources()], fixed), sum(bound[s] for s in n.sources())
+            vals[n.name], bound[n.name] = n.registered(KERNELS)(self, n, src, b_in, res, record_state)
         return res
 
     def _delay(self, n, y: np.ndarray) -> np.ndarray:
@@ -334,7 +337,19 @@ def _synapse_out(sess, n, y, b, res):
         y += n.bias_map().astype(y.dtype)
     if sess.emu.fixed:
         y, b = _acc(n, y, b, res)
+        if n.out_shift:  # y << out_shift: exact (every |value| stays below 2^53, checked by the population)
+            y, b = np.multiply(y, float(1 << n.out_shift), dtype=np.float64), b * (1 << n.out_shift)
     return y, b
+
+
+def _summed(paths: list, fixed: bool) -> np.ndarray:
+    """The sum of a population's input paths, left to right (fixed: exact integers in float64;
+    float: float32, in snntorch's order ``(x_0 + x_1) + x_2 ...``)."""
+    T, B = paths[0].shape[:2]
+    total = paths[0].reshape(T, B, -1).astype(np.float64 if fixed else np.float32)
+    for p in paths[1:]:
+        total = total + p.reshape(T, B, -1).astype(total.dtype, copy=False)
+    return total
 
 
 @kernel_for(PlasticDense)
