@@ -201,7 +201,10 @@ def _fold_segment(nodes: list, seg: list, shapes: dict) -> list | None:
             out.extend(new)
         if n.name in drop:
             continue
-        out.append(replace(n, input=new[-1].name) if getattr(n, "input", None) == last else n)
+        if last in n.sources():
+            n = replace(n, input=new[-1].name) if n.input == last else \
+                replace(n, extra_inputs=tuple(new[-1].name if s == last else s for s in n.extra_inputs))
+        out.append(n)
     return out
 
 
@@ -215,7 +218,8 @@ def fold_linear(g: Graph) -> Graph:
     while True:
         consumers: dict = {}
         for n in nodes[1:]:
-            consumers.setdefault(n.input, []).append(n)
+            for s in n.sources():
+                consumers.setdefault(s, []).append(n)
         pools = [n for n in nodes if _is_linear_pool(n) and n.name not in tried]
         if not pools:
             break

@@ -31,8 +31,10 @@ class Core:
 
 def fan_in(g: Graph, pop: LIF) -> int:
     """Synapses per neuron of ``pop`` (feed-forward plus recurrent)."""
-    syn, _ = g.feeding_synapse(pop.input)
-    k = syn.fan_in if syn is not None else 0
+    k = 0
+    for path in pop.sources():  # every summed input path
+        syn, _ = g.feeding_synapse(path)
+        k += syn.fan_in if syn is not None else 0
     return k + (pop.size if pop.rec_weight is not None else 0)
 
 

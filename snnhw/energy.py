@@ -46,16 +46,13 @@ def _size(node) -> int:
     return int(np.prod(node.shape))
 
 
-def _fanout_matrix(g: Graph, pop) -> np.ndarray | None:
+def _fanout_matrix(pop, chain: list) -> np.ndarray:
     """Dense ``(post, pre)`` 0/1 matrix of nonzero synapses from ``pop`` (a population or the Input)
-    to the next population (pooling, flatten and conv expanded by probing unit values), or None if
-    ``pop`` is the output."""
-    syn, post = g.downstream(pop.name)
-    if syn is None:
-        return None
+    through ``chain`` (the ops of one path to a population: pooling, flatten and conv expanded by
+    probing unit values)."""
     size = _size(pop)
     vals = np.eye(size, dtype=np.float64).reshape(1, size, *pop.shape)
-    for n in g.path(pop.name, post.input):  # the linear ops between pop and post, probed with unit spikes
+    for n in chain:
         vals = n.registered(_PROBE)(n, vals)
     return (vals.reshape(size, -1) != 0).T
 
@@ -104,16 +101,17 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
     for src in [g.input] + g.neurons:
         values = x_int if src.is_input else res.spikes[src.name]
         events = np.count_nonzero(values.reshape(T, B, -1), axis=(0, 1)).astype(np.int64)  # per source element
-        fo = _fanout_matrix(g, src)
-        if fo is not None:
+        for chain, post in g.paths_to_populations(src.name):  # every path: skip connections too
+            fo = _fanout_matrix(src, chain)
             ops = int(events @ fo.sum(axis=0).astype(np.int64))
-            L = layers[g.downstream(src.name)[1].name]
+            L = layers[post.name]
             L["synaptic_ops"] += ops
             if src.is_input:
                 L["synaptic_ops_input"] += ops
                 L["synaptic_ops_graded"] += ops if graded else 0
             elif mapping is not None:
-                layers[src.name].update(_messages(mapping, src, fo, events, g, cores))
+                for k, v in _messages(mapping, src, post, fo, events, cores).items():
+                    layers[src.name][k] = layers[src.name].get(k, 0) + v
         if src.is_population and src.rec_weight is not None:
             layers[src.name]["synaptic_ops"] += int(events @ (src.rec_weight != 0).sum(axis=0).astype(np.int64))
     ann_macs = sum(fan_in(g, pop) * pop.size for pop in g.neurons)
@@ -150,9 +148,8 @@ def estimate(g: Graph, res, mapping: dict | None, energy: dict, sources: dict, x
     return out
 
 
-def _messages(mapping, pop, fo, per_neuron, g, cores) -> dict:
-    """Spike messages from ``pop``'s cores to the cores of the next population, with hop counts."""
-    _, post = g.downstream(pop.name)
+def _messages(mapping, pop, post, fo, per_neuron, cores) -> dict:
+    """Spike messages from ``pop``'s cores to the cores of population ``post``, with hop counts."""
     src_core = core_of(mapping, pop.name, pop.size)
     dst_core = core_of(mapping, post.name, post.size)
     info = mapping["cores"]

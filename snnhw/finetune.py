@@ -174,20 +174,22 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
     for n in fixed_g.nodes[1:]:
         src = vals[n.input]
         T, B = src.shape[:2]
+        if len(n.sources()) > 1:  # a population summing several paths (LIF.extra_inputs)
+            src = sum(vals[s].reshape(T, B, -1) for s in n.sources())
         p = params[n.name]
         if isinstance(n, Dense):
             y = src.reshape(T, B, -1) @ p["weight"].T
             y = _delay(y, n.delay)
             if "bias" in p:
                 y = y + p["bias"]
-            vals[n.name] = _overflow(y, n.acc)
+            vals[n.name] = _overflow(y, n.acc) * (1 << n.out_shift)
         elif isinstance(n, Conv2d):
             y = F.conv2d(src.reshape(T * B, *src.shape[2:]), p["weight"], None, n.stride, n.padding, n.dilation,
                          n.groups).reshape(T, B, *n.shape)
             y = _delay(y, n.delay)
             if "bias" in p:
                 y = y + p["bias"].reshape(-1, 1, 1)
-            vals[n.name] = _overflow(y, n.acc)
+            vals[n.name] = _overflow(y, n.acc) * (1 << n.out_shift)
         elif isinstance(n, Pool2d):
             y = F.avg_pool2d(src.reshape(T * B, *src.shape[2:]), n.kernel, n.stride, divisor_override=1)
             vals[n.name] = y.reshape(T, B, *n.shape)

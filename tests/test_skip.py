@@ -163,3 +163,12 @@ def test_residual_float_ir_survives_nir_export_and_import():
     want = sorted((g.node(s).weight for s in g.node("lif2").sources()), key=lambda w: float(np.abs(w).sum()))
     for w, v in zip(weights, want):
         np.testing.assert_array_equal(w, v)
+
+
+def test_finetune_forward_equals_the_emulator_on_a_residual_net():
+    from snnhw.finetune import fixed_forward
+    net, x = _net_and_input()
+    fixed = compile_graph(to_ir(net, (12,)), load_target("emu"), CompileOptions(input_bits=8, input_max=2.0))
+    torch_spikes, emu = fixed_forward(fixed, x), run(fixed, x)
+    for p in fixed.neurons:
+        assert np.array_equal(torch_spikes[p.name].numpy().astype(bool), emu.spikes[p.name].astype(bool)), p.name

@@ -81,26 +81,20 @@ class Graph:
             c = next(iter(self.consumers(c.name)), None)
         return c
 
-    def downstream(self, name: str):
-        """The synapse reading ``name``'s output (through reshaping ops) and the population it feeds;
-        (None, None) when none does."""
-        for c in self.consumers(name):
-            if c.is_reshape:
-                return self.downstream(c.name)
-            if c.is_synapse:
-                return c, self.population_of(c.name)
-        return None, None
+    def paths_to_populations(self, name: str) -> list:
+        """Every chain from node ``name`` to a population: ``(nodes, population)`` with ``nodes`` the
+        synapses and reshaping ops in between, in flow order (one per summed input path it feeds)."""
+        out = []
 
-    def path(self, src: str, dst: str) -> list:
-        """The nodes data flows through from ``src`` (excluded) to ``dst`` (included), in flow order,
-        following each node's input back from ``dst``."""
-        out, n = [], self.node(dst)
-        while n.name != src:
-            out.append(n)
-            if not n.sources():
-                raise KeyError(f"{src} does not reach {dst}")
-            n = self.node(n.sources()[0])
-        return out[::-1]
+        def walk(n, chain):
+            for c in self.consumers(n):
+                if c.is_population:
+                    if chain:
+                        out.append((chain, c))
+                else:
+                    walk(c.name, chain + [c])
+        walk(name, [])
+        return out
 
     def synapse_bias(self, pop: LIF) -> np.ndarray:
         """Biases of the synapses feeding ``pop`` (its dense/convs read directly and its recurrent dense), per neuron,

@@ -9,10 +9,11 @@ from snnhw.ir import Graph
 
 def arrival(g: Graph) -> dict:
     """Per node, the summed synapse delays from the input (timesteps): a population's response to
-    input step ``t`` appears at step ``t + arrival[name]`` (used to align runs with different timing)."""
+    input step ``t`` appears at step ``t + arrival[name]`` (used to align runs with different timing).
+    A population summing several paths counts its slowest one (so padding lets every path arrive)."""
     depth = {g.input.name: 0}
     for n in g.nodes[1:]:
-        depth[n.name] = depth[n.input] + int(getattr(n, "delay", 0))
+        depth[n.name] = max(depth[s] for s in n.sources()) + int(getattr(n, "delay", 0))
     return depth
 
 
