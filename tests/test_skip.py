@@ -67,6 +67,7 @@ def test_residual_net_compiles_for_emu_with_a_shifted_skip_path_and_runs(tmp_pat
     save(fixed, tmp_path / "m.onnx")
     back = load(tmp_path / "m.onnx")
     assert back.node("skip").out_shift == fixed.node("skip").out_shift
+    assert back.node("lif2").extra_inputs == ("skip",) and back.meta == fixed.meta
     a, b = run(fixed, x), run(back, x)
     for p in fixed.neurons:
         assert np.array_equal(a.spikes[p.name], b.spikes[p.name])
