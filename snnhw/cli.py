@@ -163,13 +163,17 @@ def _print_layers(g):
         detail = ""
         if n.is_synapse:
             detail = f"weights {tuple(n.weight.shape)}, delay {n.delay}" + (", bias" if n.bias is not None else "")
+            if n.out_shift:
+                detail += f", output << {n.out_shift}"
             if n.is_plastic:
                 detail += "; " + n.summary()
         elif n.is_population:
             fmt = lambda a: f"{np.asarray(a).item()}" if np.ndim(a) == 0 else f"[{np.min(a)}..{np.max(a)}]"
             detail = (f"alpha {fmt(n.alpha)}, beta {fmt(n.beta)}, threshold {fmt(n.threshold)}, "
                       f"reset {n.reset_mode}/{n.reset_timing}" + (", recurrent" if n.rec_weight is not None else ""))
-        elif type(n).__name__ == "Input":
+            if n.extra_inputs:
+                detail += ", input " + " + ".join(esc(s) for s in n.sources())
+        elif n.is_input:
             detail = "binary spikes" if n.bits == 1 else (f"{n.bits}-bit graded, scale {n.scale}" if n.bits else "float")
         t.add_row(esc(n.name), type(n).__name__, "x".join(map(str, n.shape)), detail)
     out.print(t)
