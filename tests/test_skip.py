@@ -173,3 +173,24 @@ def test_finetune_forward_equals_the_emulator_on_a_residual_net():
     torch_spikes, emu = fixed_forward(fixed, x), run(fixed, x)
     for p in fixed.neurons:
         assert np.array_equal(torch_spikes[p.name].numpy().astype(bool), emu.spikes[p.name].astype(bool)), p.name
+
+
+def test_residual_build_runs_and_its_report_counts_the_skip_path(tmp_path):
+    """The whole pipeline on emu: compile_build writes the build, the emu backend runs it, and the
+    report's synaptic operations of lif2 are the events of lif1 through fc2 plus those of lif0
+    through the skip synapse (every nonzero weight a spike reaches)."""
+    from snnhw.compile import compile_build
+    from snnhw.report import build_report
+    from snnhw.targets.contract import backend_for
+    net, x = _net_and_input()
+    g = to_ir(net, (12,))
+    compile_build(g, load_target("emu"), CompileOptions(input_bits=8, input_max=2.0), tmp_path / "b")
+    res = backend_for(load_target("emu")).run(tmp_path / "b", x)
+    report, ctx = build_report(tmp_path / "b", x)
+    fixed = ctx["graph"]
+    for p in fixed.neurons:
+        assert np.array_equal(res.spikes[p.name], ctx["run"].spikes[p.name]), p.name
+    s0, s1 = (ctx["run"].spikes[k].reshape(*x.shape[:2], -1) for k in ("lif0", "lif1"))
+    reach = lambda s, w: int((s.sum(axis=(0, 1)) * (w != 0).sum(axis=0)).sum())
+    want = reach(s1, fixed.node("fc2").weight) + reach(s0, fixed.node("skip").weight)
+    assert report["counts"]["layers"]["lif2"]["synaptic_ops"] == want > 0
