@@ -1,4 +1,6 @@
-"""IR primitives: one small dataclass per op.
+"""IR primitives: one small dataclass per op, each answering for itself (:class:`Op`): its role,
+the nodes it reads, its validation, its ONNX form and its output shape. Backends map ops to their
+own kernels through registries keyed by op class (:meth:`Op.registered`).
 
 The same node types describe the float IR (produced by a frontend, parameters in float32) and the
 fixed-point IR (produced by quantization, parameters in integers). ``docs/ir.md`` specifies every
@@ -14,7 +16,7 @@ from typing import ClassVar, Optional, Union
 import numpy as np
 
 from snnhw.errors import UnsupportedError
-from snnhw.ir.checks import EXACT_BITS, OVERFLOW_RULES, check_array, check_format, fail  # noqa: F401
+from snnhw.ir.checks import EXACT_BITS, check_array, check_format, fail
 
 RESET_MODES = ("zero", "subtract", "none")
 RESET_TIMINGS = ("immediate", "delayed")
@@ -98,12 +100,8 @@ class Op:
         """The nodes whose output this op reads (data flow)."""
         return (self.input,)
 
-    def reads(self) -> tuple:
-        """Every node name this op refers to (renaming nodes must rename these: :meth:`renamed`)."""
-        return self.sources()
-
     def renamed(self, names: dict) -> None:
-        """Rename, in place, this node and the nodes it refers to (``names``: old -> new)."""
+        """Rename, in place, this node and every node name it refers to (``names``: old -> new)."""
         self.name = names[self.name]
         if self.sources():
             self.input = names[self.input]
@@ -468,10 +466,6 @@ class LIF(Op):
     def size(self) -> int:
         return int(np.prod(self.shape))
 
-    @property
-    def recurrent(self) -> bool:
-        return self.rec_weight is not None
-
     def sources(self) -> tuple:
         return (self.input, *self.extra_inputs)
 
@@ -656,9 +650,6 @@ class PlasticDense(Dense):
     @property
     def is_plastic(self) -> bool:
         return True
-
-    def reads(self) -> tuple:
-        return (self.input, self.post)
 
     def renamed(self, names: dict) -> None:
         super().renamed(names)
