@@ -246,8 +246,9 @@ class Network:
             return
         if post.name in self._synapses:
             raise SnnhwError(f"connect: {post.name} already has an input synapse (from "
-                             f"{self._synapses[post.name].input}); the IR allows one feed-forward synapse per "
-                             "population: merge the sources into one input or one earlier population")
+                             f"{self._synapses[post.name].input}); snnhw.api builds one feed-forward synapse per "
+                             "population: merge the sources into one input or one earlier population, or import "
+                             "a model with a skip connection from snntorch")
         order = list(self._pops)
         if not (pre == self._input or (pre.name in self._pops and order.index(pre.name) < order.index(post.name))):
             raise SnnhwError(f"connect: {pre.name} must be the input or a population created before {post.name}")
