@@ -9,6 +9,7 @@ import importlib
 
 import numpy as np
 
+from snnhw.compiler.lowering import lowered_later
 from snnhw.errors import UnsupportedError
 from snnhw.ir import LIF, Conv2d, Dense, Graph, PlasticDense, Pool2d
 from snnhw.targets.description import TargetDescription
@@ -50,7 +51,7 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
                 out += _bias_problems(g, n, t)
         elif isinstance(n, Conv2d) and not f.conv:
             out.append(f"layer {n.name}: Conv2d is not supported on {t.name}")
-        elif isinstance(n, Pool2d) and not f.pooling:
+        elif isinstance(n, Pool2d) and not f.pooling and not lowered_later(g, n, t):
             out.append(f"layer {n.name}: pooling is not supported on {t.name}")
         if isinstance(n, PlasticDense) and not f.plasticity:
             out.append(f"layer {n.name}: plastic synapses (on-chip learning) are not supported on {t.name}; learn on "
