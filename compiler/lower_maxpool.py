@@ -201,14 +201,22 @@ def _max_pool(p: Pool2d, x: np.ndarray) -> np.ndarray:
     return y.reshape(*lead, *p.shape)
 
 
-def notes(g: Graph) -> list[str]:
-    """One line per OR population: which pool it lowers, its parameters and its added latency."""
-    out = []
+def describe(g: Graph) -> dict:
+    """Per OR population of ``g``: the pool it lowers, its window weight, threshold and the delay
+    its window synapse adds (steps); for quantization.json and the notes."""
+    out = {}
     for or_name, pool_name in or_layers(g).items():
         pop = g.node(or_name)
         syn = g.node(pop.input)
-        w, delay = int(np.max(syn.weight)), int(syn.delay)
-        out.append(f"layer {or_name}: the max pooling {pool_name} of spikes, lowered to an OR layer (window weight "
-                   f"{w}, threshold {int(np.max(pop.threshold))}: it spikes iff a spike is in its window), exact"
-                   + (f"; it adds {delay} step(s) of latency" if delay else ""))
+        out[or_name] = {"op": "OR layer (LIF)", "lowering_of": pool_name, "window_weight": int(np.max(syn.weight)),
+                        "threshold": int(np.max(pop.threshold)), "added_delay": int(syn.delay),
+                        "exact": "spikes iff a spike is in the pool's window; nothing is quantized"}
     return out
+
+
+def notes(g: Graph) -> list[str]:
+    """One line per OR population: which pool it lowers, its parameters and its added latency."""
+    return [f"layer {name}: the max pooling {d['lowering_of']} of spikes, lowered to an OR layer (window weight "
+            f"{d['window_weight']}, threshold {d['threshold']}: it spikes iff a spike is in its window), exact"
+            + (f"; it adds {d['added_delay']} step(s) of latency" if d["added_delay"] else "")
+            for name, d in describe(g).items()]
