@@ -341,3 +341,23 @@ def test_verify_inspect_and_report_show_the_or_layer_as_the_pools_lowering(tmp_p
     assert rc == 0, se
     html = (tmp_path / "rep" / "report.html").read_text()
     assert f"OR layer (LIF), the lowering of {pool}" in html
+
+
+@pytest.mark.parametrize("target", ["emu", "loihi"])
+def test_finetune_forward_runs_max_pooling_of_spikes_as_deployed(target):
+    """snnhw finetune's torch forward equals the emulator on the deployed graph: the pool itself on
+    emu, the OR layer (constant integers) on loihi; gradients reach the conv through it. (On fpga
+    finetune refuses every conv net, lowered to Dense by conv-to-dense, before any pooling.)"""
+    from snnhw.finetune import deployment, fixed_forward, param_tensors
+    from snnhw.semantics import latency
+    net = _spiking_net()
+    float_g, fixed = deployment(net, (1, 6, 6), description.load(target), CompileOptions())
+    x = (np.random.default_rng(2).random((8, 3, 1, 6, 6)) < 0.4).astype(np.float32)
+    x = np.concatenate([x, np.zeros((latency(fixed), *x.shape[1:]), x.dtype)])
+    ref = run(fixed, x).spikes
+    out = fixed_forward(fixed, x, param_tensors(net, float_g, fixed))
+    assert set(out) == set(ref) and all(s.sum() > 0 for s in ref.values())
+    for k, s in ref.items():
+        np.testing.assert_array_equal(out[k].detach().numpy(), s, err_msg=k)
+    out[fixed.output.name].sum().backward()
+    assert net[0].weight.grad is not None and torch.any(net[0].weight.grad != 0)
