@@ -49,7 +49,8 @@ def _activations(g: Graph, res, x_int: np.ndarray) -> dict:
             a = act[n.input].astype(np.float64)
             act[n.name] = a @ n.weight.T.astype(np.float64) + (0 if n.bias is None else n.bias)
         elif isinstance(n, Conv2d):
-            y, _ = _conv(n, act[n.input].astype(np.float64), True, float("inf"))
+            a = act[n.input].astype(np.float64)
+            y, _ = _conv(n, a, True, float(np.abs(a).max(initial=0)))  # the bound picks an exact product
             act[n.name] = y + (0 if n.bias is None else n.bias.reshape(-1, 1, 1))
     return act
 

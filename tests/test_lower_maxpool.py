@@ -361,3 +361,29 @@ def test_finetune_forward_runs_max_pooling_of_spikes_as_deployed(target):
         np.testing.assert_array_equal(out[k].detach().numpy(), s, err_msg=k)
     out[fixed.output.name].sum().backward()
     assert net[0].weight.grad is not None and torch.any(net[0].weight.grad != 0)
+
+
+def test_a_hostile_pool_name_reaches_no_generated_file_and_is_escaped_in_the_report(tmp_path, monkeypatch):
+    """The OR layer's names derive from the pool's, a model's text: they stay in JSON/ONNX data and
+    the escaped HTML, never in the RTL or the netx file (backends name nodes by index)."""
+    from collections import OrderedDict
+    from snnhw.compile import compile_build
+    from snnhw.report import build_report, write_report
+    monkeypatch.setenv("SNNHW_FPGA_SYNTH", "0")
+    evil = '<img src=x onerror=alert(1)>"$system("touch PWNED")'
+    net = _spiking_net()
+    named = nn.Sequential(OrderedDict([(str(i), m) if i != 2 else (evil, m) for i, m in enumerate(net)]))
+    g = to_ir(named, (1, 6, 6))
+    x = (np.random.default_rng(0).random((6, 1, 1, 6, 6)) < 0.4).astype(np.float32)
+    for target in ("fpga", "loihi"):
+        built = compile_build(g, description.load(target), CompileOptions(), tmp_path / target)
+        assert or_layers(built.fixed) == {f"{evil}.or": evil}
+        code = [f for f in (tmp_path / target).rglob("*") if f.is_file() and f.suffix not in (".json", ".onnx")]
+        assert code
+        for f in code:
+            data = f.read_bytes()
+            assert b"onerror" not in data and b"PWNED" not in data, f
+    report, ctx = build_report(tmp_path / "loihi", x)
+    write_report(report, ctx, tmp_path / "r")
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "onerror=alert(1)&gt;" in html and "<img src=x" not in html
