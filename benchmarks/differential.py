@@ -1,6 +1,7 @@
 """Differential run: random snntorch networks through every target, every array compared.
 
-Each network (Leaky / Synaptic / RLeaky all-to-all and one-to-one / RSynaptic / conv; every reset
+Each network (Leaky / Synaptic / RLeaky all-to-all and one-to-one / RSynaptic / conv / conv with
+MaxPool2d on its spikes (an OR layer on loihi and fpga); every reset
 mechanism, delayed and immediate resets, per-neuron beta and threshold, Linear biases, spike or
 analog input) is saved as a whole-module ``.pt`` and driven through the CLI as a user would:
 ``python -m snnhw.cli compile`` for ``loihi`` and ``fpga``; each accepted build is run on its own
@@ -11,6 +12,7 @@ every array (spikes, voltage, current of every layer) must be equal. Outcomes pe
 crash with a traceback, a bug of its own kind).
 
     .venv/bin/python benchmarks/differential.py [--networks 24] [--steps 20] [--targets loihi,fpga]
+                                                [--kinds leaky,...,conv_maxpool]
 
 prints the counts per target and, for loihi, the fraction of layers on Intel's Lava LIF vs
 snnhw's MicrocodeLIF (from each build's lava_plan.json). tests/test_differential.py runs a small
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("leaky", "synaptic", "rleaky_all", "rleaky_one", "rsynaptic", "conv")
+KINDS = ("leaky", "synaptic", "rleaky_all", "rleaky_one", "rsynaptic", "conv", "conv_maxpool")
 
 
 def random_model(rng: np.random.Generator, kind: str):
@@ -59,12 +61,18 @@ def random_model(rng: np.random.Generator, kind: str):
         return cls(**kw)
 
     cls = {"leaky": snn.Leaky, "synaptic": snn.Synaptic, "rleaky_all": snn.RLeaky, "rleaky_one": snn.RLeaky,
-           "rsynaptic": snn.RSynaptic, "conv": snn.Leaky}[kind]
+           "rsynaptic": snn.RSynaptic, "conv": snn.Leaky, "conv_maxpool": snn.Leaky}[kind]
     bias = bool(rng.random() < 0.5)
     if kind == "conv":
         shape = (1, 5, 5)
         layers = [nn.Conv2d(1, 2, 3, bias=bias), neuron(snn.Leaky, (2, 3, 3)), nn.Flatten(),
                   nn.Linear(18, n_out, bias=bias), neuron(snn.Leaky, n_out, output=True)]
+    elif kind == "conv_maxpool":  # max pooling of spikes, windows overlapping or not
+        shape = (1, 6, 6)
+        stride = int(rng.integers(1, 3))
+        side = (4 - 2) // stride + 1
+        layers = [nn.Conv2d(1, 2, 3, bias=bias), neuron(snn.Leaky, (2, 4, 4)), nn.MaxPool2d(2, stride=stride),
+                  nn.Flatten(), nn.Linear(2 * side * side, n_out, bias=bias), neuron(snn.Leaky, n_out, output=True)]
     else:
         shape = (n_in,)
         layers = [nn.Linear(n_in, hidden, bias=bias), neuron(cls, hidden),
@@ -142,12 +150,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--targets", default="loihi,fpga")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS), help="network kinds, cycled through")
     args = ap.parse_args(argv)
     targets = tuple(args.targets.split(","))
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        ap.error(f"unknown kind {unknown[0] if unknown else ''!r}; choose from {', '.join(KINDS)}")
     results = []
     with tempfile.TemporaryDirectory(prefix="snnhw-diff-") as tmp:
         for i in range(args.networks):
-            kind = KINDS[i % len(KINDS)]
+            kind = kinds[i % len(kinds)]
             res = run_network(args.seed + i, kind, args.steps, targets, Path(tmp) / f"net{i}")
             print(f"net {i:3d} {kind:11s} " + "  ".join(f"{t}: {r['outcome']}" + (f" ({r['reason']})"
                   if r["outcome"] in ("refused", "error") else f" {r['differing']}" if r["outcome"] == "DIFFERENT" else "")

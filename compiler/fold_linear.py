@@ -27,6 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from snnhw.compiler.lowering import lowered_later
 from snnhw.errors import UnsupportedError
 from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
 
@@ -233,16 +234,19 @@ def fold_linear(g: Graph) -> Graph:
 
 
 def check_max_pooling(g: Graph, target) -> None:
-    """Refuse max pooling on a target that runs no pooling op, naming the alternatives."""
+    """Refuse max pooling on a target that runs no pooling op and lowers no such pool (max pooling
+    of spikes: the ``maxpool-to-or`` lowering), naming the alternatives."""
     if target.features.pooling:
         return
     for n in g.nodes:
-        if isinstance(n, Pool2d) and n.mode == "max":
+        if isinstance(n, Pool2d) and n.mode == "max" and not lowered_later(g, n, target):
             src = g.node(n.input)
             on = "spikes" if src.is_population else "input values" if src.is_input else "synaptic currents"
+            spikes = " or put the nn.MaxPool2d after a spiking layer (max pooling of spikes is lowered exactly " \
+                "to an OR layer)," if "maxpool-to-or" in target.lowering else ""
             raise UnsupportedError(
                 f"layer {n.name}: max pooling (on {on}) is not supported on {target.name}: it is not a linear "
-                "synapse; retrain with nn.AvgPool2d (folded exactly into the synapse) or a stride-2 nn.Conv2d, "
+                f"synapse; retrain with nn.AvgPool2d (folded exactly into the synapse), a stride-2 nn.Conv2d,{spikes} "
                 "or use --target emu")
 
 

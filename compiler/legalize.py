@@ -9,6 +9,7 @@ import importlib
 
 import numpy as np
 
+from snnhw.compiler.lowering import lowered_later
 from snnhw.errors import UnsupportedError
 from snnhw.ir import LIF, Graph
 from snnhw.targets.description import TargetDescription
@@ -56,7 +57,7 @@ def _problems(g: Graph, t: TargetDescription) -> list[str]:
             if g.kind == "fixed":
                 out += _bias_problems(g, n, t)
         for feature, what in n.requires:
-            if not getattr(f, feature):
+            if not getattr(f, feature) and not lowered_later(g, n, t):
                 out.append(f"layer {n.name}: {what} not supported on {t.name}{_REMEDY.get(feature, '')}")
         if n.is_synapse and n.out_shift and not f.synapse_exponent:
             out.append(f"layer {n.name}: a synapse step 2^{n.out_shift} times its population's unit (out_shift) is "

@@ -13,8 +13,10 @@ from typing import Callable
 
 import numpy as np
 
+from snnhw.compiler import lower_maxpool
 from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.ir import Conv2d, Dense, Flatten, Graph, Pool2d
+from snnhw.targets.description import TargetDescription
 
 
 def conv_as_dense(n: Conv2d) -> np.ndarray:
@@ -87,16 +89,24 @@ def conv_to_dense(g: Graph) -> Graph:
 
 @dataclass(frozen=True)
 class Lowering:
-    """A named lowering pass: ``run(graph) -> graph`` with identical semantics."""
+    """A named lowering pass: ``run(graph, target) -> graph`` with identical semantics (up to the
+    synapse delays it adds, which are part of the graph). ``lowers(graph, node)``: whether it rewrites
+    ``node`` into ops the target has, so the feature checks before it let the node through.
+    ``notes(graph)``: what a user should know about its result (shown by compile and inspect)."""
 
     name: str
     doc: str
-    run: Callable[[Graph], Graph]
+    run: Callable[[Graph, TargetDescription], Graph]
+    lowers: Callable[[Graph, object], bool] = lambda g, n: False
+    notes: Callable[[Graph], list] = lambda g: []
 
 
 LOWERINGS = {p.name: p for p in (
+    Lowering("maxpool-to-or", "max pooling of spikes as an exact OR layer: a depthwise window synapse into a "
+             "population that spikes iff its window holds a spike", lower_maxpool.lower_maxpool,
+             lower_maxpool.on_spikes, lower_maxpool.notes),
     Lowering("conv-to-dense", "unroll every Conv2d into the exact integer Dense it equals (flat populations)",
-             conv_to_dense),
+             lambda g, t: conv_to_dense(g)),
 )}
 
 
@@ -107,3 +117,14 @@ def lowering_passes(names) -> list[Lowering]:
         raise SnnhwError(f"unknown lowering pass {unknown[0]!r} in the target description; "
                          f"registered: {', '.join(sorted(LOWERINGS))}")
     return [LOWERINGS[n] for n in names]
+
+
+def lowered_later(g: Graph, node, target: TargetDescription) -> bool:
+    """Whether one of ``target``'s lowering passes rewrites ``node`` of ``g`` (float or fixed IR)."""
+    return any(p.lowers(g, node) for p in lowering_passes(target.lowering))
+
+
+def notes(g: Graph) -> list[str]:
+    """The notes of every lowering pass that ran on ``g`` (``meta["lowered"]``)."""
+    done = [p for p in str(g.meta.get("lowered", "")).split(",") if p in LOWERINGS]
+    return [line for name in done for line in LOWERINGS[name].notes(g)]

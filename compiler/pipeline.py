@@ -52,7 +52,7 @@ LEGALIZE = Pass("legalize", "check the fixed IR against the target's bit widths 
 
 def passes_for(target: TargetDescription) -> list[Pass]:
     """The generic passes, then the lowering passes ``target`` names, then legalization."""
-    lowered = [Pass(p.name, f"({target.name} lowering) {p.doc}", lambda g, t, o, run=p.run: run(g))
+    lowered = [Pass(p.name, f"({target.name} lowering) {p.doc}", lambda g, t, o, run=p.run: run(g, t))
                for p in lowering_passes(target.lowering)]
     return [*PASSES, *lowered, LEGALIZE]
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from snnhw.compiler.lower_maxpool import describe as describe_or_layers
 from snnhw.ir import LIF, Graph
 
 THRESHOLD_REL_ERROR = 0.125  # a threshold further than this from its float value is warned
@@ -45,25 +46,35 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
             for src in n.sources():  # each path: its synapse's out_shift makes its step coarser
                 s = n.format.state_scale * (1 << n.format.input_shift)
                 while fixed_g.node(src).is_reshape:
-                    fl = float_g.node(src)
+                    fl = _float_node(float_g, fixed_g, src)
                     s *= fl.divisor
                     src = fl.input
                 scale[src] = s * (1 << getattr(fixed_g.node(src), "out_shift", 0))
     for n in fixed_g.nodes:  # pools/flattens: from their inputs
         if n.is_reshape:
-            scale[n.name] = scale[n.input] / float_g.node(n.name).divisor
+            scale[n.name] = scale[n.input] / _float_node(float_g, fixed_g, n.name).divisor
     return scale
 
 
-def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dict:
+def _float_node(float_g: Graph, fixed_g: Graph, name: str):
+    """The float IR's node ``name``, or the fixed IR's where a lowering pass added it."""
+    return next((n for n in float_g.nodes if n.name == name), None) or fixed_g.node(name)
+
+
+def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None, deployed: Graph | None = None) -> dict:
     """Per layer: weight step, error and effective bits; synapse biases; threshold, beta, alpha and
     the total bias per step as the hardware sees them; with calibration data, the float state
     ranges, the overflow they predict, and the overflow the fixed point actually had on that data.
-    ``warnings``: the quantizer's lost-information warnings (one line each)."""
+    ``warnings``: the quantizer's lost-information warnings (one line each). ``lowered`` (when
+    ``deployed``, the graph after the target's lowering passes, or ``fixed_g`` has any): the layers
+    a lowering added in place of a float node (OR layers of max pooling; nothing quantized in them)."""
     scale = signal_scales(float_g, fixed_g)
     layers = {}
     warnings = list(json.loads(fixed_g.meta.get("quantization_warnings", "[]")))
+    in_float = {n.name for n in float_g.nodes}
     for fx in fixed_g.nodes[1:]:
+        if fx.name not in in_float:
+            continue  # added by a lowering pass: see "lowered"
         fl = float_g.node(fx.name)
         if fx.is_synapse:
             step = scale.get(fx.name, 1.0)
@@ -106,8 +117,12 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None) -> dic
                      f"of that range: expect saturation (see overflow in `snnhw run`)"
                      for name, L in layers.items() if "calibration" in L
                      for k, v in L["calibration"]["predicted_overflow"].items() if v]
-    return {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers,
-            "calibrated": calibration is not None, "warnings": warnings}
+    out = {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers,
+           "calibrated": calibration is not None, "warnings": warnings}
+    lowered = describe_or_layers(deployed if deployed is not None else fixed_g)
+    if lowered:
+        out["lowered"] = lowered
+    return out
 
 
 def _rec_step(pop: LIF) -> float:
@@ -256,6 +271,8 @@ def _calibration(float_g, fixed_g, x, layers):
     xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
     observed = Emulator(fixed_g).run(xp).overflow
     for p in fixed_g.neurons:
+        if p.name not in ranges:
+            continue  # added by a lowering pass: no float states
         f, r = p.format, ranges[p.name]
         limits = {"current": (1 << (f.current.bits - 1)) - 1, "voltage": (1 << (f.voltage.bits - 1)) - 1}
         float_max = {"current": r["max_abs_current"], "voltage": r["max_abs_voltage"]}

@@ -46,7 +46,8 @@ def _activations(g: Graph, res, x_int: np.ndarray) -> dict:
 
 def _conv_act(n, a):
     from snnhw.targets.emu.emulator import _conv
-    return _conv(n, a, True, float("inf"))[0] + (0 if n.bias is None else n.bias_map())
+    y, _ = _conv(n, a, True, float(np.abs(a).max(initial=0)))  # the bound picks an exact product
+    return y + (0 if n.bias is None else n.bias_map())
 
 
 def _pool_act(n, a):

@@ -411,7 +411,8 @@ def _print_verify(r: dict):
                 f"{d['step']}, {d['sample']}, {d['neuron']} (spike {d['spike_reference']} -> {d['spike']}, "
                 f"v {d.get('membrane_reference', float('nan')):.4g} -> {d.get('membrane', float('nan')):.4g})")
             snn = e.get("layers_snntorch", {}).get(name)
-            t.add_row(f"{esc(name)} ({L['neurons']})", f"{L['spikes_reference']} -> {L['spikes']}",
+            of = f", OR of {esc(L['lowering_of'])}" if "lowering_of" in L else ""
+            t.add_row(f"{esc(name)} ({L['neurons']}{of})", f"{L['spikes_reference']} -> {L['spikes']}",
                       f"{_fmt(L['precision'], '.3f')} / {_fmt(L['recall'], '.3f')} / {_fmt(L['f1'], '.3f')}",
                       _fmt(L["jaccard"], ".3f"), "-" if snn is None else _fmt(snn["f1"], ".3f"),
                       f"{L['rate_error_mean']:.4f} / {L['rate_error_max']:.4f}", div)
@@ -521,13 +522,18 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
             as_json: bool = typer.Option(False, "--json", help="print as JSON")):
     """Show a build: target, input, layers, their fixed-point parameters and the backend's notes."""
     from snnhw.build import load_build
+    from snnhw.compiler.lowering import notes as lowering_notes
     from snnhw.targets import load as load_target
     from snnhw.targets.contract import backend_for
     g, manifest = load_build(build)
     if as_json:
+        from snnhw.compiler.lower_maxpool import or_layers
         layers = []
+        lowering_of = or_layers(g)
         for n in g.nodes:
             d = {"name": n.name, "op": type(n).__name__, "shape": list(n.shape)}
+            if n.name in lowering_of:
+                d["lowering_of"] = lowering_of[n.name]
             if n.is_population:
                 d.update(reset=f"{n.reset_mode}/{n.reset_timing}", recurrent=n.rec_weight is not None,
                          state_bits=[n.format.current.bits, n.format.voltage.bits], state_lsb=n.format.state_scale)
@@ -540,7 +546,7 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
               f"input {esc(str(manifest['input']['shape']))} ({esc(str(manifest.get('input_kind', '?')))})")
     _print_layers(g)
     out.print("files: " + esc(", ".join(sorted(manifest["files"]))))
-    for note in backend_for(load_target(manifest["target"])).notes(g):
+    for note in [*backend_for(load_target(manifest["target"])).notes(g), *lowering_notes(g)]:
         out.print(f"note: {esc(note)}")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from snnhw import build as b
+from snnhw.compiler.lowering import notes as lowering_notes
 from snnhw.compiler.mapping import map_graph
 from snnhw.compiler.pipeline import CompileOptions, Pass, compile_stages
 from snnhw.compiler.quant_report import quantization_report
@@ -41,12 +42,13 @@ def write_compiled(directory: Path, float_g: Graph, target: TargetDescription, o
     when the target refuses the network."""
     quantized, fixed = compile_stages(float_g, target, options, on_pass=on_pass)
     mapping = map_graph(fixed, target)
-    reports = {"quantization.json": quantization_report(float_g, quantized, options.calibration)}
+    reports = {"quantization.json": quantization_report(float_g, quantized, options.calibration, fixed)}
     if mapping is not None:
         reports[b.MAPPING] = mapping
     kind = "spikes" if options.input_bits == 1 else "graded"
     backend = write_build(Path(directory), fixed, float_g, reports, {"input_kind": kind})
-    return Build(fixed, mapping, list(backend.notes(fixed)), list(reports["quantization.json"]["warnings"]),
+    return Build(fixed, mapping, [*backend.notes(fixed), *lowering_notes(fixed)],
+                 list(reports["quantization.json"]["warnings"]),
                  Path(directory))
 
 

@@ -115,7 +115,11 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     forward pass, with straight-through gradients to the module's float parameters."""
     scale = signal_scales(float_g, fixed_g)
     out = {}
+    in_float = {n.name for n in float_g.nodes}
     for fx in fixed_g.nodes[1:]:
+        if fx.name not in in_float:  # added by a lowering pass (an OR layer of max pooling): constants
+            out[fx.name] = _integers(fx)
+            continue
         p = {}
         if fx.is_synapse:
             m = net.get_submodule(fx.name)
@@ -191,7 +195,9 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
                 y = y + p["bias"].reshape(-1, 1, 1)
             vals[n.name] = _overflow(y, n.acc) * (1 << n.out_shift)
         elif isinstance(n, Pool2d):
-            y = F.avg_pool2d(src.reshape(T * B, *src.shape[2:]), n.kernel, n.stride, divisor_override=1)
+            flat = src.reshape(T * B, *src.shape[2:])
+            y = F.max_pool2d(flat, n.kernel, n.stride) if n.mode == "max" else \
+                F.avg_pool2d(flat, n.kernel, n.stride, divisor_override=1)
             vals[n.name] = y.reshape(T, B, *n.shape)
         elif isinstance(n, Flatten):
             vals[n.name] = src.reshape(T, B, -1)

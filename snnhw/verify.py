@@ -27,6 +27,7 @@ import numpy as np
 
 from snnhw import build as b
 from snnhw.compile import compile_build
+from snnhw.compiler.lower_maxpool import float_reference, or_layers
 from snnhw.compiler.pipeline import CompileOptions
 from snnhw.semantics import arrival, latency, pad_steps
 from snnhw.decode import UNDECIDED, Decoding, accuracy, agreement, nrmse
@@ -217,10 +218,14 @@ def _score_build(build_dir: Path, float_res: RunResult, float_run: _Run, x: np.n
     if decoding.needs_membrane:
         membrane = deployed.voltage[out][shift[out]:shift[out] + T] * scale[out]
     run = _scored(decoding, spikes, out, membrane)
+    reference, lowering_of = _reference_spikes(build_dir, fixed, float_res, x)
+    layers = {p.name: compare_layer(reference[p.name], spikes[p.name], float_res.voltage.get(p.name),
+                                    emu_v[p.name]) for p in fixed.neurons}
+    for name, pool in lowering_of.items():
+        layers[name]["lowering_of"] = pool
     entry = {
         "build": str(build_dir), "latency": pad,
-        "layers": {p.name: compare_layer(float_res.spikes[p.name], spikes[p.name], float_res.voltage[p.name],
-                                         emu_v[p.name]) for p in fixed.neurons},
+        "layers": layers,
         "agreement_float_ir": _agreement(decoding, run, float_run),
         "overflow": deployed.overflow, "overflow_source": deployed.overflow_source,
         "backend": None if _is_emulator(tgt) else _bit_exact(fixed, emu, deployed),
@@ -233,6 +238,17 @@ def _score_build(build_dir: Path, float_res: RunResult, float_run: _Run, x: np.n
         if snn_run is not None:
             entry["agreement_snntorch"] = _agreement(decoding, run, snn_run)
     return tname, entry
+
+
+def _reference_spikes(build_dir: Path, fixed: Graph, float_res: RunResult, x: np.ndarray) -> tuple[dict, dict]:
+    """The float IR's spikes per layer of the build, and ``{layer: float node}`` for the layers a
+    lowering pass added: an OR layer (compiler/lower_maxpool.py) is scored against the output of the
+    max pool it lowers (the OR of the float spikes)."""
+    lowering_of = or_layers(fixed)
+    if not lowering_of:
+        return float_res.spikes, {}
+    float_g = b.load_build(build_dir, b.FLOAT_IR)[0]
+    return {**float_res.spikes, **float_reference(float_g, fixed, float_res.spikes, x)}, lowering_of
 
 
 def _bit_exact(fixed: Graph, emu: RunResult, got: RunResult) -> dict:

@@ -170,8 +170,10 @@ def test_no_backend_imports_another_backend():
 
 def test_lowering_is_named_by_the_target_and_runs_after_the_generic_passes():
     names = [p.name for p in passes_for(load("fpga"))]
-    assert names == ["fold-linear", "check-features", "quantize", "timing", "conv-to-dense", "legalize"]
+    assert names == ["fold-linear", "check-features", "quantize", "timing", "maxpool-to-or", "conv-to-dense",
+                     "legalize"]
     assert "conv-to-dense" not in [p.name for p in passes_for(load("emu"))]
+    assert [p.name for p in passes_for(load("loihi"))][-2:] == ["maxpool-to-or", "legalize"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

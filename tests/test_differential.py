@@ -1,7 +1,8 @@
 """Differential test in CI: random snntorch networks through the CLI on emu, loihi and fpga.
 
 benchmarks/differential.py builds each network (Leaky with snntorch's defaults, Synaptic with a
-Linear bias, RLeaky one-to-one, RSynaptic all-to-all, a conv net; random reset mechanisms and
+Linear bias, RLeaky one-to-one, RSynaptic all-to-all, a conv net, a conv net with MaxPool2d on its
+spikes (an OR layer on loihi and fpga); random reset mechanisms and
 timings, per-neuron beta/threshold, spike or analog input), compiles it with
 ``python -m snnhw.cli compile`` and runs every accepted build on its target and on emu, comparing
 every array. Accepted-and-different must never happen; the counts are printed (``pytest -s``).
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.lava
 
 # (seed, kind, targets): small nets, 10 steps; fpga on two of them (its Icarus runs are slower)
 CASES = [(0, "leaky", ("loihi", "fpga")), (1, "synaptic", ("loihi",)), (2, "rleaky_one", ("loihi",)),
-         (3, "rsynaptic", ("loihi", "fpga")), (4, "conv", ("loihi",))]
+         (3, "rsynaptic", ("loihi", "fpga")), (4, "conv", ("loihi",)), (5, "conv_maxpool", ("loihi", "fpga"))]
 
 
 def test_random_snntorch_networks_are_refused_or_equal_on_every_target(tmp_path):
@@ -35,4 +36,5 @@ def test_random_snntorch_networks_are_refused_or_equal_on_every_target(tmp_path)
            if r["outcome"] in ("DIFFERENT", "error")]
     assert not bad, bad
     assert summary["counts"]["loihi"]["equal"] == len(CASES)  # every kind deploys on loihi
-    assert summary["loihi_layers"]["intel"] + summary["loihi_layers"]["microcode"] == 2 * len(CASES)
+    or_layers = sum(kind == "conv_maxpool" for _, kind, _ in CASES)  # one more population: the pool's OR layer
+    assert summary["loihi_layers"]["intel"] + summary["loihi_layers"]["microcode"] == 2 * len(CASES) + or_layers

@@ -26,12 +26,13 @@ def test_digits_mlp_all_targets():
 
 
 @pytest.mark.lava
-def test_digits_conv_pooled_and_stride2_deploy_everywhere():
-    """AvgPool2d is composed into the Linear by the fold-linear pass, so the pooled net deploys too."""
+def test_digits_conv_variants_deploy_everywhere():
+    """AvgPool2d is composed into the Linear by the fold-linear pass and MaxPool2d on spikes lowered
+    to an OR layer, so the pooled nets deploy too."""
     import digits_conv
     r = digits_conv.main(["--epochs", "2", "--train-samples", "300", "--test-samples", "60",
                           "--backend-samples", "1"])
-    for name in ("pooled", "stride2"):
+    for name in ("avgpool", "maxpool", "stride2"):
         assert r[name]["emu"]["deployed"] > 0.15
         for target in ("loihi", "fpga"):
             assert r[name][target]["bit_exact"] is True

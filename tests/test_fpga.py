@@ -360,7 +360,7 @@ def test_bad_input_and_timeout_are_one_line_errors(monkeypatch, tmp_path):
 def test_target_description_parses():
     t = load("fpga")
     assert t.backend == "snnhw.targets.fpga.backend" and t.features.conv and not t.features.pooling
-    assert t.lowering == ("conv-to-dense",) and BACKEND.target == t
+    assert t.lowering == ("maxpool-to-or", "conv-to-dense") and BACKEND.target == t
     assert set(t.features.reset_modes) == {"zero", "subtract", "none"}
     assert t.raw["hardware"]["clock_mhz"] > 0 and t.raw["hardware"]["devices"]
 
