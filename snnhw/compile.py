@@ -37,7 +37,7 @@ def write_compiled(directory: Path, float_g: Graph, target: TargetDescription, o
     """Compile ``float_g`` for ``target`` into the existing, empty ``directory``.
 
     Writes ``float.onnx``, ``model.onnx`` (fixed IR), ``quantization.json`` (of the IR before the
-    target's lowering passes), ``mapping.json`` (targets with cores), the backend's artifacts and
+    target's lowering passes; the layers they added listed under ``lowered``), ``mapping.json`` (targets with cores), the backend's artifacts and
     ``manifest.json`` with every file's hash. Raises ``UnsupportedError`` (before writing anything)
     when the target refuses the network."""
     quantized, fixed = compile_stages(float_g, target, options, on_pass=on_pass)
