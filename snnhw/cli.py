@@ -203,7 +203,7 @@ def run(
     from snnhw.build import load_build
     from snnhw.safety import check_disjoint
     from snnhw.semantics import RunResult, latency, pad_steps, quantize_input
-    from snnhw.shard import plan_blocks, stream_sharded
+    from snnhw.shard import DEFAULT_SHARD_SAMPLES, plan_blocks, stream_sharded
     from snnhw.targets import load as load_target
     from snnhw.targets.contract import backend_for
 
@@ -213,7 +213,8 @@ def run(
     keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
     x = _load_input(input, encode, steps, seed)
-    quantize_input(g, x)  # validates shape and values before any backend starts
+    for s0 in range(0, x.shape[1], DEFAULT_SHARD_SAMPLES):  # validates shape and values before any backend
+        quantize_input(g, x[:, s0:s0 + DEFAULT_SHARD_SAMPLES])  # starts, a few samples at a time (memory)
     with tempfile.TemporaryDirectory(prefix="snnhw-retarget-") as tmp:
         if retarget and tgt.name != g.target:
             g = _retarget(build, manifest, tgt, Path(tmp))

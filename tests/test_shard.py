@@ -211,3 +211,23 @@ def test_cli_run_streams_large_outputs_in_bounded_memory(tmp_path):
         np.testing.assert_array_equal(hidden[:, :256], np.load(tmp_path / "small.npz")["1"])
     print(f"peak RSS: 256 samples {small / 1024:.0f} MB, 12,000 samples {big / 1024:.0f} MB")
     assert big < small + 120 * 1024, (small, big)
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_verify_emu_and_loihi_on_digits_is_the_same_whatever_the_sharding(digits_model, tmp_path):
+    """The issue's done-means on 20 test digits: `verify --targets emu,loihi` gives the same report
+    with one process, two workers and a local Ray cluster (Lava's runs are what is sharded)."""
+    x = np.load(digits_model["x"])[:, :20]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", digits_model["labels"][:20])
+    reports = []
+    for extra in ([], ["--workers", "2"], ["--ray", "local", "--workers", "2"]):
+        rc, out, err = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "-i", tmp_path / "x.npy",
+                               "--labels", tmp_path / "y.npy", "--targets", "emu,loihi", "--json",
+                               "--min-class-agreement", "0", *extra)
+        assert rc in (0, 1), err
+        reports.append(out)
+    r = __import__("json").loads(reports[0])
+    assert r["batch"] == 20 and r["targets"]["loihi"]["backend"]["bit_exact"] is True
+    assert reports[0] == reports[1] == reports[2]
