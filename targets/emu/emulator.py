@@ -67,14 +67,41 @@ def _int8_gemm():
     return _INT8_GEMM or None
 
 
+_INT8_PAYS = None
+
+
+def _int8_pays() -> bool:
+    """Whether torch's int8 product is faster than float32 BLAS on this machine, timed once on a
+    128 x 256 x 256 product (best of 3 each). Without VNNI (AVX2-only x86) torch runs int8 GEMMs in
+    a slow loop, 20-40x slower than float32 BLAS on the reference machine
+    (benchmarks/emu_roofline.py); both give the same integers, so this only picks the speed."""
+    global _INT8_PAYS
+    if _INT8_PAYS is None:
+        import time
+        int8 = _int8_gemm()
+        rng = np.random.default_rng(1)
+        a, b = rng.integers(0, 2, (128, 256), dtype=np.int8), rng.integers(-127, 128, (256, 256), dtype=np.int8)
+        af, bf = a.astype(np.float32), b.astype(np.float32)
+
+        def best(fn):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            return min(times)
+        _INT8_PAYS = int8 is not None and best(lambda: int8(a, b)) < best(lambda: af @ bf)
+    return _INT8_PAYS
+
+
 # ----------------------------------------------------------------------------- synapses
 class _Linear:
     """A weight matrix applied to ``[..., in]`` (fixed: exact integers; float: float32).
 
     Fixed point: sparse binary spikes take the event path (targets/emu/events.py: only the weight
     rows of active inputs are added); int8 weights and int8-range inputs use an int8 GEMM with int32
-    accumulation when available (exact while |sum| < 2^31); otherwise float BLAS (exact, see
-    _int_matmul). All paths give the same integers."""
+    accumulation when available and faster than float BLAS here (exact while |sum| < 2^31);
+    otherwise float BLAS (exact, see _int_matmul). All paths give the same integers."""
 
     def __init__(self, weight: np.ndarray, fixed: bool):
         self.fixed = fixed
@@ -91,7 +118,7 @@ class _Linear:
             macs = x.size * self.wt.shape[1]
             if "torch" not in sys.modules and macs < INT8_GEMM_IMPORT_MACS:
                 return False
-            if _int8_gemm() is None:
+            if _int8_gemm() is None or not _int8_pays():
                 self.int8 = False
                 return False
             self.wt8 = np.ascontiguousarray(self.wt, dtype=np.int8)
