@@ -45,7 +45,8 @@ def main():
             t0 = time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "snnhw.cli", "verify", tmp / "digits.pt", "--arch",
                                    f"{ROOT / 'examples' / 'digits_mlp.py'}:Net", "-i", tmp / "x.npy", "--labels",
-                                   tmp / "y.npy", "--targets", "emu,loihi", "--json", *extra],
+                                   tmp / "y.npy", "--input-kind", "graded", "--targets", "emu,loihi", "--json",
+                                   *extra],
                                   capture_output=True, text=True)
             secs = time.perf_counter() - t0
             if done.returncode not in (0, 1):

@@ -224,7 +224,7 @@ def test_verify_emu_and_loihi_on_digits_is_the_same_whatever_the_sharding(digits
     reports = []
     for extra in ([], ["--workers", "2"], ["--ray", "local", "--workers", "2"]):
         rc, out, err = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "-i", tmp_path / "x.npy",
-                               "--labels", tmp_path / "y.npy", "--targets", "emu,loihi", "--json",
+                               "--labels", tmp_path / "y.npy", "--input-kind", "graded", "--targets", "emu,loihi", "--json",
                                "--min-class-agreement", "0", *extra)
         assert rc in (0, 1), err
         reports.append(out)

@@ -11,15 +11,16 @@ The rule (cheap, from the measured activity of the input): the event path runs w
 binary, its density (nonzero fraction) is at most ``MAX_DENSITY`` and the product has at least
 ``MIN_OUTPUTS`` outputs. The dense path costs rows x in x out multiply-adds at BLAS speed; the event
 path about one scattered add per (spike, output) plus a fixed cost per active input, which on the
-reference machine (benchmarks/emu_roofline.py) is ~60-100x a BLAS multiply-add, so it pays below
-about 1 % activity, and not for narrow products, where per-input overhead dominates. Graded input
+reference machine (benchmarks/emu_roofline.py) is ~50-70x a BLAS multiply-add, so it pays below
+about 1.5 % activity (1.4-1.7x faster at 1 %, slower at 2 %), and not for narrow products, where
+the per-input overhead dominates. Graded input
 (any value other than 0 and 1) is refused and the caller takes the dense path.
 """
 from __future__ import annotations
 
 import numpy as np
 
-MAX_DENSITY = 1 / 128  # largest fraction of active inputs for which the event path is taken
+MAX_DENSITY = 1 / 64   # largest fraction of active inputs for which the event path is taken
 MIN_OUTPUTS = 64       # narrower products stay dense (the per-input cost dominates there)
 
 
