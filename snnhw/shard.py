@@ -17,6 +17,11 @@ Engines:
   a remote one). The build's files travel through Ray's object store, so worker nodes need no
   shared file system; each task re-checks them against the manifest's hashes.
 
+Streaming: :func:`stream_sharded` yields the results block by block in order instead of merging
+them (``snnhw run`` writes each block into its output file as it comes); in this process the
+emulator's blocks are also cut along the timesteps (its session continues the run), and at most two
+shards per worker are in flight, so memory holds a few blocks whatever the size of the run.
+
 A failing shard is reported with its sample range; Ctrl-C or SIGTERM stops every worker (local
 workers turn SIGTERM into an exception, so their own child processes and temporary files are
 cleaned up as in the CLI).
