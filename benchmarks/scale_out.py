@@ -111,7 +111,11 @@ def main():
             base = None
             for engine, w, ray in (("local", 1, None), ("local", workers, None), ("ray local", workers, "local")):
                 t0 = time.perf_counter()
-                res = run_sharded(target, build, x, sharding=Sharding(w, ray), layers={"3"})
+                try:
+                    res = run_sharded(target, build, x, sharding=Sharding(w, ray), layers={"3"})
+                except Exception as exc:  # e.g. a local Ray instance that cannot start on a loaded machine
+                    print(f"{target} | {n} | {engine} | {w} | failed: {str(exc).splitlines()[0]}")
+                    continue
                 dt = time.perf_counter() - t0
                 if base is None:
                     base, ref = dt, res
