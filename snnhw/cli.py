@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from contextlib import closing
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -200,14 +201,13 @@ def run(
     layers: Optional[str] = typer.Option(None, help="comma-separated populations to store (default: all; "
                                          "the output layer is always stored)"),
 ):
-    """Run a build on an input array; store every layer's spikes (or --layers)."""
-    from snnhw.arrays import save_npz
+    """Run a build on an input array; store every layer's spikes (or --layers), streamed to the file."""
+    from snnhw.arrays import StreamedNpz, check_output_file
     from snnhw.build import load_build
-    from snnhw.semantics import latency, pad_steps, quantize_input
-    from snnhw.arrays import check_output_file
     from snnhw.safety import check_disjoint
+    from snnhw.semantics import RunResult, latency, pad_steps, quantize_input
+    from snnhw.shard import DEFAULT_SHARD_SAMPLES, plan_blocks, stream_sharded
     from snnhw.targets import load as load_target
-    from snnhw.shard import run_sharded
     from snnhw.targets.contract import backend_for
 
     check_disjoint(output, "-o", {"the build": build, "--input": input})
@@ -216,7 +216,8 @@ def run(
     keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
     x = _load_input(input, encode, steps, seed)
-    quantize_input(g, x)  # validates shape and values before any backend starts
+    for s0 in range(0, x.shape[1], DEFAULT_SHARD_SAMPLES):  # validates shape and values before any backend
+        quantize_input(g, x[:, s0:s0 + DEFAULT_SHARD_SAMPLES])  # starts, a few samples at a time (memory)
     with tempfile.TemporaryDirectory(prefix="snnhw-retarget-") as tmp:
         if retarget and tgt.name != g.target:
             g = _retarget(build, manifest, tgt, Path(tmp))
@@ -228,18 +229,33 @@ def run(
             raise SnnhwError("--extra-steps must be >= 0")
         x = pad_steps(x, pad)
         sharding = _sharding(workers, ray)
-        with out.status(f"running {x.shape[0]} steps x {x.shape[1]} samples on {tgt.name} ({sharding.describe()})"):
-            res = run_sharded(tgt.name, Path(build), x, record_state, sharding, layers=keep)
-    arrays = {name: s.astype(np.int8) for name, s in res.spikes.items()}
-    arrays["output"] = arrays[g.output.name]
-    for name, v in res.voltage.items():
-        arrays[f"{name}.voltage"] = v
-    for name, u in res.current.items():
-        arrays[f"{name}.current"] = u
-    save_npz(output, arrays)
+        T, B = x.shape[:2]
+        stored = [n for n in g.neurons if keep is None or n.name in keep]
+        shapes = {n.name: (T, B, *n.shape) for n in stored}
+        if record_state:
+            shapes.update({f"{n.name}.{k}": (T, B, *n.shape) for n in stored for k in ("voltage", "current")})
+        samples, chunk = plan_blocks(g, T, B, record_state, sharding, hasattr(backend, "stream"))
+        res = RunResult(overflow_source="")
+        spikes = {n.name: 0 for n in stored}
+        with StreamedNpz(output, shapes, {"output": g.output.name}) as npz, \
+                out.status(f"running {T} steps x {B} samples on {tgt.name} ({sharding.describe()})"):
+            blocks = stream_sharded(tgt.name, Path(build), x, record_state, sharding, samples, keep, chunk)
+            with closing(blocks):
+                for shard, t0, part in blocks:
+                    for name, s in part.spikes.items():
+                        npz.write(name, t0, shard.start, s.astype(np.int8, copy=False))
+                        spikes[name] += int(np.count_nonzero(s))
+                    for kind in ("voltage", "current"):
+                        for name, v in getattr(part, kind).items():
+                            npz.write(f"{name}.{kind}", t0, shard.start, v)
+                    for node, counts in part.overflow.items():
+                        for key, n in counts.items():
+                            res.count(node, key, n)
+                    res.overflow_source = part.overflow_source
+            npz.finish()
     summary = {"target": tgt.name, "build_target": manifest["target"], "retargeted": g.target != manifest["target"],
                "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
-               "spikes": {k: int(v.sum()) for k, v in res.spikes.items()}, "overflow": res.overflow,
+               "spikes": spikes, "overflow": res.overflow,
                "overflow_source": res.overflow_source, "output_file": str(output)}
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
@@ -247,11 +263,10 @@ def run(
     t = Table(title=f"run on {tgt.name}: {summary['timesteps']} steps x {summary['batch']} samples")
     for col in ("layer", "neurons", "spikes", "spikes/neuron/step", f"overflow events ({res.overflow_source})"):
         t.add_column(col)
-    for n in (n for n in g.neurons if n.name in res.spikes):
-        s = res.spikes[n.name]
-        rate = s.sum() / max(1, s.size)
+    for n in stored:
+        rate = spikes[n.name] / max(1, T * B * n.size)
         ov = ", ".join(f"{k} {v}" for k, v in res.overflow.get(n.name, {}).items()) or "0"
-        t.add_row(esc(n.name), str(n.size), str(int(s.sum())), f"{rate:.4f}", ov)
+        t.add_row(esc(n.name), str(n.size), str(spikes[n.name]), f"{rate:.4f}", ov)
     out.print(t)
     other = {k: v for k, v in res.overflow.items() if k not in {n.name for n in g.neurons}}
     for k, v in other.items():

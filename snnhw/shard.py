@@ -17,6 +17,11 @@ Engines:
   a remote one). The build's files travel through Ray's object store, so worker nodes need no
   shared file system; each task re-checks them against the manifest's hashes.
 
+Streaming: :func:`stream_sharded` yields the results block by block in order instead of merging
+them (``snnhw run`` writes each block into its output file as it comes); in this process the
+emulator's blocks are also cut along the timesteps (its session continues the run), and at most two
+shards per worker are in flight, so memory holds a few blocks whatever the size of the run.
+
 A failing shard is reported with its sample range; Ctrl-C or SIGTERM stops every worker (local
 workers turn SIGTERM into an exception, so their own child processes and temporary files are
 cleaned up as in the CLI).
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
+from collections import deque
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from snnhw.safety import unwind_on_sigterm
 from snnhw.semantics import RunResult
 
 DEFAULT_SHARD_SAMPLES = 256  # samples per shard when one process runs a large batch in pieces
+BLOCK_BYTES = 128 << 20      # memory one streamed block of a run may take (samples x steps, see plan_blocks)
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,19 @@ def plan_shards(batch: int, workers: int, max_samples: int = DEFAULT_SHARD_SAMPL
     return [Shard(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def plan_blocks(g, steps: int, batch: int, record_state: bool, sharding: Sharding, streams: bool,
+                block_bytes: int = BLOCK_BYTES) -> tuple[int, int | None]:
+    """(samples per shard, timesteps per block) so one block of a run of graph ``g`` on ``steps`` x
+    ``batch`` needs about ``block_bytes`` at most: every node's values are counted at 8 bytes per
+    sample-step (plus 16 for a population's recorded u and v). A backend that ``streams`` in this
+    process (the emulator's session) keeps full-size shards and cuts the steps; otherwise (Lava, the
+    RTL, worker processes, Ray) the shards get fewer samples for long inputs (at least one)."""
+    per = 8 * sum(int(np.prod(n.shape)) for n in g.nodes) + (16 * sum(n.size for n in g.neurons) if record_state else 0)
+    if streams and sharding.workers == 1 and sharding.ray is None:
+        return DEFAULT_SHARD_SAMPLES, max(1, block_bytes // (min(batch, DEFAULT_SHARD_SAMPLES) * per))
+    return max(1, min(DEFAULT_SHARD_SAMPLES, block_bytes // (steps * per))), None
+
+
 def merge(parts: list[RunResult]) -> RunResult:
     """One result from shard results in batch order (arrays concatenated on axis 1, counts summed)."""
     out = RunResult(overflow_source=parts[0].overflow_source)
@@ -87,16 +108,34 @@ def merge(parts: list[RunResult]) -> RunResult:
     return out
 
 
+def _keep(res: RunResult, layers) -> RunResult:
+    """``res`` with only the arrays of ``layers`` (all when None; overflow counts are always kept)."""
+    if layers is not None:
+        for field in ("spikes", "current", "voltage"):
+            setattr(res, field, {k: v for k, v in getattr(res, field).items() if k in layers})
+    return res
+
+
 def run_build(target: str, build_dir: str, record_state: bool, x: np.ndarray, layers=None) -> RunResult:
     """Run ``x`` on the build in ``build_dir`` with ``target``'s backend (what one shard does);
     keep only the arrays of ``layers`` (all when None; overflow counts are always kept)."""
     from snnhw.targets import load
     from snnhw.targets.contract import backend_for
-    res = backend_for(load(target)).run(Path(build_dir), x, record_state=record_state)
-    if layers is not None:
-        for field in ("spikes", "current", "voltage"):
-            setattr(res, field, {k: v for k, v in getattr(res, field).items() if k in layers})
-    return res
+    return _keep(backend_for(load(target)).run(Path(build_dir), x, record_state=record_state), layers)
+
+
+def stream_build(target: str, build_dir, record_state: bool, x: np.ndarray, layers=None, steps: int | None = None):
+    """Like :func:`run_build`, yielding ``(first step, result)`` chunks of ``steps`` timesteps where
+    the backend can continue a run across calls (its ``stream`` method: the emulator's session);
+    other backends, or ``steps`` None, give one chunk."""
+    from snnhw.targets import load
+    from snnhw.targets.contract import backend_for
+    backend = backend_for(load(target))
+    if steps is None or steps >= x.shape[0] or not hasattr(backend, "stream"):
+        yield 0, _keep(backend.run(Path(build_dir), x, record_state=record_state), layers)
+        return
+    for t0, res in backend.stream(Path(build_dir), x, record_state, steps):
+        yield t0, _keep(res, layers)
 
 
 def _failed(shard: Shard, exc: BaseException) -> SnnhwError:
@@ -104,28 +143,37 @@ def _failed(shard: Shard, exc: BaseException) -> SnnhwError:
     return SnnhwError(f"{shard.describe()} failed: {detail}")
 
 
-def _run_local(target, build_dir, record_state, layers, x, shards, workers) -> list[RunResult]:
+def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, steps):
+    """(shard, first step, result) in order; with workers > 1 at most ``2 * workers`` shards are
+    in flight (or finished and waiting), so memory stays bounded however many shards there are."""
     if workers == 1:
-        parts = []
         for s in shards:
             try:
-                parts.append(run_build(target, build_dir, record_state, x[:, s.start:s.stop], layers))
+                for t0, res in stream_build(target, build_dir, record_state, x[:, s.start:s.stop], layers, steps):
+                    yield s, t0, res
             except SnnhwError as exc:
                 raise _failed(s, exc) from None
-        return parts
+        return
     pool = multiprocessing.get_context("spawn").Pool(workers, initializer=unwind_on_sigterm)
     try:
-        pending = [(s, pool.apply_async(run_build, (target, str(build_dir), record_state,
-                                                   np.ascontiguousarray(x[:, s.start:s.stop]), layers)))
-                   for s in shards]
-        parts = []
-        for s, job in pending:
+        todo, pending = iter(shards), deque()
+
+        def submit():
+            s = next(todo, None)
+            if s is not None:
+                pending.append((s, pool.apply_async(run_build, (target, str(build_dir), record_state,
+                                                              np.ascontiguousarray(x[:, s.start:s.stop]), layers))))
+        for _ in range(2 * workers):
+            submit()
+        while pending:
+            s, job = pending.popleft()
             try:
-                parts.append(job.get())
+                res = job.get()
             except Exception as exc:  # a worker's error, raised again here: name the shard
                 raise _failed(s, exc) from None
+            submit()
+            yield s, 0, res
         pool.close()
-        return parts
     finally:
         pool.terminate()  # SIGTERM to every worker still running (their cleanup runs), then reaped
         pool.join()
@@ -149,7 +197,8 @@ def run_files(target: str, files: dict, record_state: bool, x: np.ndarray, layer
         return run_build(target, tmp, record_state, x, layers)
 
 
-def _run_ray(target, build_dir, record_state, layers, x, shards, workers, address) -> list[RunResult]:
+def _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, address):
+    """(shard, 0, result) in order from Ray tasks, at most two per CPU of the cluster in flight."""
     try:
         import ray
     except ImportError:
@@ -164,39 +213,55 @@ def _run_ray(target, build_dir, record_state, layers, x, shards, workers, addres
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise SnnhwError(f"cannot connect to the Ray cluster at {address!r}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    refs = []
+    pending = deque()
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_files)
         files = ray.put(_build_files(Path(build_dir)))
-        refs = [(s, task.remote(target, files, record_state, np.ascontiguousarray(x[:, s.start:s.stop]), layers))
-                for s in shards]
-        parts = []
-        for s, ref in refs:
+        todo = iter(shards)
+
+        def submit():
+            s = next(todo, None)
+            if s is not None:
+                pending.append((s, task.remote(target, files, record_state,
+                                               np.ascontiguousarray(x[:, s.start:s.stop]), layers)))
+        for _ in range(2 * max(workers, int(ray.cluster_resources().get("CPU", 1)))):
+            submit()
+        while pending:
+            s, ref = pending.popleft()
             try:
-                parts.append(ray.get(ref))
+                res = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 raise _failed(s, getattr(exc, "cause", None) or exc) from None
-        return parts
-    except BaseException:
-        for _, ref in refs:
-            ray.cancel(ref, force=True)
-        raise
+            submit()
+            yield s, 0, res
     finally:
+        for _, ref in pending:
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
 
 
-def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,
-                sharding: Sharding = Sharding(), max_samples: int = DEFAULT_SHARD_SAMPLES, layers=None) -> RunResult:
-    """Run ``x`` ``[T, B, ...]`` on the build with ``target``'s backend, sharded over the batch.
+def stream_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,
+                   sharding: Sharding = Sharding(), max_samples: int = DEFAULT_SHARD_SAMPLES,
+                   layers=None, steps: int | None = None):
+    """Run ``x`` ``[T, B, ...]`` on the build with ``target``'s backend, sharded over the batch, as
+    a stream of blocks ``(shard, first step, result of those steps of the shard's samples)`` in
+    order (shard by shard, each shard's steps in order).
 
-    sharding: where the shards run (:class:`Sharding`); max_samples: the largest shard (bounds the memory one
-    backend run needs); layers: names of the populations whose arrays are kept (None: all). The
-    result equals an unsharded run byte for byte."""
+    sharding: where the shards run (:class:`Sharding`); max_samples: the largest shard; steps: the
+    timesteps per block where the backend can stream (the emulator, in this process; None: all);
+    layers: names of the populations whose arrays are kept (None: all). Memory holds a few blocks,
+    never the whole run."""
     workers, ray = sharding.workers, sharding.ray
     shards = plan_shards(int(x.shape[1]), workers, max_samples)
     if ray is not None:
-        parts = _run_ray(target, build_dir, record_state, layers, x, shards, workers, ray)
-    else:
-        parts = _run_local(target, build_dir, record_state, layers, x, shards, min(workers, len(shards)))
-    return merge(parts)
+        return _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, ray)
+    return _local_blocks(target, build_dir, record_state, layers, x, shards, min(workers, len(shards)), steps)
+
+
+def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,
+                sharding: Sharding = Sharding(), max_samples: int = DEFAULT_SHARD_SAMPLES, layers=None) -> RunResult:
+    """The whole result of :func:`stream_sharded` (one block per shard, merged): equals an
+    unsharded run byte for byte."""
+    with closing(stream_sharded(target, build_dir, x, record_state, sharding, max_samples, layers)) as blocks:
+        return merge([res for _, _, res in blocks])

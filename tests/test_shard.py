@@ -126,3 +126,108 @@ def test_verify_and_report_give_the_same_results_with_workers_and_ray(emu_build,
         assert rc == 0, err
         reports.append((tmp_path / f"r{i}" / "report.json").read_text().replace(f"r{i}", "r"))
     assert reports[0] == reports[1]
+
+
+def test_streamed_blocks_give_the_bytes_of_the_whole_run(emu_build, tmp_path, monkeypatch):
+    """Blocks of 7 samples x 5 steps (emulator sessions), or whole shards from 2 workers, written
+    through StreamedNpz in small pieces: the archive equals save_npz of the whole run's arrays."""
+    import snnhw.arrays as arrays
+    from snnhw.arrays import StreamedNpz, save_npz
+    from snnhw.shard import stream_sharded
+    d, x = emu_build
+    whole = run_build("emu", str(d / "b"), True, x)
+    ref = {**whole.spikes, **{f"{k}.voltage": v for k, v in whole.voltage.items()},
+           **{f"{k}.current": v for k, v in whole.current.items()}, "output": whole.spikes["3"]}
+    save_npz(tmp_path / "whole.npz", ref)
+    monkeypatch.setattr(arrays, "COPY_BYTES", 333)  # many pieces into the compressor
+    for i, (sharding, steps) in enumerate(((Sharding(1), 5), (Sharding(2), None))):
+        seen = set()
+        with StreamedNpz(tmp_path / f"s{i}.npz", {k: v.shape for k, v in ref.items() if k != "output"},
+                         {"output": "3"}) as npz:
+            for shard, t0, part in stream_sharded("emu", d / "b", x, True, sharding, 7, steps=steps):
+                seen.add((shard.start, t0, part.spikes["1"].shape[0]))
+                for name, s in part.spikes.items():
+                    npz.write(name, t0, shard.start, s)
+                for kind in ("voltage", "current"):
+                    for name, v in getattr(part, kind).items():
+                        npz.write(f"{name}.{kind}", t0, shard.start, v)
+            npz.finish()
+        assert (tmp_path / f"s{i}.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+        assert len(seen) == (18 if steps else 6), seen  # 6 shards of 6-7 samples, x 3 chunks of 5, 5, 2 steps
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no part files left
+
+
+PEAK = """
+import resource, sys
+from snnhw.cli import main
+rc = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(rc)
+"""
+
+WIDE = '''
+import snntorch as snn
+import torch
+
+
+def Net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(20, 1000), snn.Leaky(beta=0.9, init_hidden=True),
+                               torch.nn.Linear(1000, 10), snn.Leaky(beta=0.9, init_hidden=True))
+'''
+
+
+@pytest.mark.slow
+def test_cli_run_streams_large_outputs_in_bounded_memory(tmp_path):
+    """12,000 samples x 25 steps x 1,000 neurons (300 MB of hidden-layer spikes): the peak memory
+    of `snnhw run` stays within 120 MB of a 256-sample run's, and the file holds every spike."""
+    import importlib.util
+    import subprocess
+    import sys
+    import torch
+    (tmp_path / "net.py").write_text(WIDE)
+    spec = importlib.util.spec_from_file_location("wide_net", tmp_path / "net.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.save(mod.Net().state_dict(), tmp_path / "m.pt")
+    rc, _, err = run_cli("compile", tmp_path / "m.pt", "--arch", f"{tmp_path / 'net.py'}:Net", "-o", tmp_path / "b")
+    assert rc == 0, err
+    x = (np.random.default_rng(0).random((25, 12_000, 20)) < 0.3).astype(np.int8)
+    np.save(tmp_path / "big.npy", x)
+    np.save(tmp_path / "small.npy", x[:, :256])
+
+    def peak_kb(name):
+        done = subprocess.run([sys.executable, "-c", PEAK, "run", tmp_path / "b", "-i", tmp_path / f"{name}.npy",
+                               "-o", tmp_path / f"{name}.npz", "--json"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        summary = __import__("json").loads(done.stdout[:done.stdout.rindex("}") + 1])
+        return int(done.stdout.split()[-1]), summary
+
+    small, _ = peak_kb("small")
+    big, summary = peak_kb("big")
+    with np.load(tmp_path / "big.npz") as z:
+        hidden = z["1"]
+        assert hidden.shape == (summary["timesteps"], 12_000, 1000) and int(hidden.sum()) == summary["spikes"]["1"] > 0
+        np.testing.assert_array_equal(hidden[:, :256], np.load(tmp_path / "small.npz")["1"])
+    print(f"peak RSS: 256 samples {small / 1024:.0f} MB, 12,000 samples {big / 1024:.0f} MB")
+    assert big < small + 120 * 1024, (small, big)
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_verify_emu_and_loihi_on_digits_is_the_same_whatever_the_sharding(digits_model, tmp_path):
+    """The issue's done-means on 20 test digits: `verify --targets emu,loihi` gives the same report
+    with one process, two workers and a local Ray cluster (Lava's runs are what is sharded)."""
+    x = np.load(digits_model["x"])[:, :20]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", digits_model["labels"][:20])
+    reports = []
+    for extra in ([], ["--workers", "2"], ["--ray", "local", "--workers", "2"]):
+        rc, out, err = run_cli("verify", digits_model["pt"], "--arch", digits_model["arch"], "-i", tmp_path / "x.npy",
+                               "--labels", tmp_path / "y.npy", "--input-kind", "graded", "--targets", "emu,loihi", "--json",
+                               "--min-class-agreement", "0", *extra)
+        assert rc in (0, 1), err
+        reports.append(out)
+    r = __import__("json").loads(reports[0])
+    assert r["batch"] == 20 and r["targets"]["loihi"]["backend"]["bit_exact"] is True
+    assert reports[0] == reports[1] == reports[2]

@@ -17,7 +17,7 @@ from snnhw.ir import Graph
 from snnhw.semantics import RunResult
 from snnhw.targets.contract import load_fixed
 from snnhw.targets.description import TargetDescription, load
-from snnhw.targets.emu.emulator import run as emulate
+from snnhw.targets.emu.emulator import Emulator, run as emulate
 
 
 class EmuBackend:
@@ -45,6 +45,17 @@ class EmuBackend:
         res = emulate(graph, x, record_state=record_state)
         res.overflow_source = "emulator"
         return res
+
+    def stream(self, build_dir: Path, x: np.ndarray, record_state: bool, steps: int):
+        """Like :meth:`run`, in chunks of ``steps`` timesteps (one emulator session): yields
+        ``(first step, RunResult of those steps)``; the chunks together equal :meth:`run`."""
+        graph = load_fixed(build_dir)
+        self.check(graph)
+        session = Emulator(graph).session(x.shape[1])
+        for t0 in range(0, x.shape[0], steps):
+            res = session.feed(x[t0:t0 + steps], record_state=record_state)
+            res.overflow_source = "emulator"
+            yield t0, res
 
     def notes(self, graph: Graph) -> list[str]:
         if graph.target not in (None, self.target.name):

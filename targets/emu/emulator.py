@@ -23,6 +23,7 @@ import numpy as np
 from snnhw.errors import SnnhwError
 from snnhw.ir import LIF, Conv2d, Dense, Flatten, Graph, PlasticDense, Pool2d
 from snnhw.semantics import RunResult, apply_overflow, decay, quantize_input
+from snnhw.targets.emu import events
 from snnhw.targets.emu.plastic import PlasticInput, weight_bound
 
 EXACT_F32 = 1 << 24
@@ -66,12 +67,41 @@ def _int8_gemm():
     return _INT8_GEMM or None
 
 
+_INT8_PAYS = None
+
+
+def _int8_pays() -> bool:
+    """Whether torch's int8 product is faster than float32 BLAS on this machine, timed once on a
+    128 x 256 x 256 product (best of 3 each). Without VNNI (AVX2-only x86) torch runs int8 GEMMs in
+    a slow loop, 20-40x slower than float32 BLAS on the reference machine
+    (benchmarks/emu_roofline.py); both give the same integers, so this only picks the speed."""
+    global _INT8_PAYS
+    if _INT8_PAYS is None:
+        import time
+        int8 = _int8_gemm()
+        rng = np.random.default_rng(1)
+        a, b = rng.integers(0, 2, (128, 256), dtype=np.int8), rng.integers(-127, 128, (256, 256), dtype=np.int8)
+        af, bf = a.astype(np.float32), b.astype(np.float32)
+
+        def best(fn):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            return min(times)
+        _INT8_PAYS = int8 is not None and best(lambda: int8(a, b)) < best(lambda: af @ bf)
+    return _INT8_PAYS
+
+
 # ----------------------------------------------------------------------------- synapses
 class _Linear:
     """A weight matrix applied to ``[..., in]`` (fixed: exact integers; float: float32).
 
-    Fixed point with int8 weights and int8-range inputs uses an int8 GEMM with int32 accumulation
-    when available (exact while |sum| < 2^31); otherwise float BLAS (exact, see _int_matmul)."""
+    Fixed point: sparse binary spikes take the event path (targets/emu/events.py: only the weight
+    rows of active inputs are added); int8 weights and int8-range inputs use an int8 GEMM with int32
+    accumulation when available and faster than float BLAS here (exact while |sum| < 2^31);
+    otherwise float BLAS (exact, see _int_matmul). All paths give the same integers."""
 
     def __init__(self, weight: np.ndarray, fixed: bool):
         self.fixed = fixed
@@ -88,7 +118,7 @@ class _Linear:
             macs = x.size * self.wt.shape[1]
             if "torch" not in sys.modules and macs < INT8_GEMM_IMPORT_MACS:
                 return False
-            if _int8_gemm() is None:
+            if _int8_gemm() is None or not _int8_pays():
                 self.int8 = False
                 return False
             self.wt8 = np.ascontiguousarray(self.wt, dtype=np.int8)
@@ -102,11 +132,14 @@ class _Linear:
         if not self.fixed:
             return x.astype(np.float32, copy=False) @ self.wt
         b = self.bound(x_bound)
+        wt = self.wt32 if b < EXACT_F32 and hasattr(self, "wt32") else self.wt
+        if x_bound <= 1 and events.wants_events(x2 := x.reshape(-1, x.shape[-1]), wt.shape[1]) is not None:
+            return events.accumulate(x2, wt).reshape(*x.shape[:-1], -1)
         if self.int8 and x_bound <= 127 and b < 2**31 - 1 and x.size >= INT8_GEMM_MIN_INPUT and self._int8_ready(x):
             lead = x.shape[:-1]
             x8 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.int8)
             return _INT8_GEMM(x8, self.wt8).reshape(*lead, -1)
-        return _int_matmul(x, self.wt32 if b < EXACT_F32 and hasattr(self, "wt32") else self.wt, b)
+        return _int_matmul(x, wt, b)
 
 
 def _windows(x: np.ndarray, kh, kw, sh, sw, dh=1, dw=1) -> np.ndarray:
