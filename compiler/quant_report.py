@@ -35,7 +35,10 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
 
     Spikes are 1; the input has its scale; a synapse's step is the scale its population reads
     (``state_scale * 2^input_shift``) undone through any pooling (avg pools divide by the window).
+    Nodes a target's lowering inserted (absent from ``float_g``) pass their input's scale on.
     """
+    names = {n.name for n in float_g.nodes}
+    source = lambda name: float_g.node(name) if name in names else fixed_g.node(name)
     scale = {}
     for n in fixed_g.nodes:
         if isinstance(n, Input):
@@ -45,14 +48,14 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
             s = n.format.state_scale * (1 << n.format.input_shift)
             src = n.input
             while isinstance(fixed_g.node(src), (Pool2d, Flatten)):
-                fl = float_g.node(src)
+                fl = source(src)
                 if isinstance(fl, Pool2d) and fl.mode == "avg":
                     s *= fl.kernel[0] * fl.kernel[1]
                 src = fl.input
             scale[src] = s
     for n in fixed_g.nodes:  # pools/flattens: from their inputs
         if isinstance(n, (Pool2d, Flatten)):
-            fl = float_g.node(n.name)
+            fl = source(n.name)
             div = fl.kernel[0] * fl.kernel[1] if isinstance(fl, Pool2d) and fl.mode == "avg" else 1
             scale[n.name] = scale[n.input] / div
     return scale

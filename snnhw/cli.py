@@ -577,7 +577,8 @@ def finetune(
     kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
     opts, _ = _compile_options(float_g, tgt, None, kind, input_bits, weight_bits, "--data")
     _check_shape(x, float_g, "--data x")
-    flags = [f"--target {tgt.name}"] + ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
+    flags = [f"--target {tgt.name}"] + ([f"--input-shape {input_shape}"] if input_shape else []) + \
+        ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
         (["--input-kind graded"] if kind == InputKind.graded else []) + ([f"--input-bits {input_bits}"] if input_bits else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=out, transient=True) as bar:

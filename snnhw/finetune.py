@@ -112,23 +112,20 @@ def _delay(y: torch.Tensor, d: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- parameters
 def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     """Per node, its fixed-point parameters as float64 tensors: the compiler's integers in the
-    forward pass, with straight-through gradients to the module's float parameters."""
+    forward pass, with straight-through gradients to the module's float parameters (through the
+    composed linear map where the fold-linear pass merged pooling into the synapse)."""
     scale = signal_scales(float_g, fixed_g)
+    synapses = float_synapses(net, float_g, fixed_g)
     out = {}
     for fx in fixed_g.nodes[1:]:
         p = {}
         if isinstance(fx, (Dense, Conv2d)):
-            m = net.get_submodule(fx.name)
-            if tuple(m.weight.shape) != tuple(fx.weight.shape):
-                raise UnsupportedError(
-                    f"finetune: layer {fx.name} was composed with the pooling next to it (the compiler's fold-linear "
-                    "pass), and fine-tuning does not train through composed layers yet; replace the pooling with a "
-                    "stride-2 convolution, or fine-tune the network without it")
-            p["weight"] = _ste(_t(fx.weight), m.weight.double() * (scale[fx.input] / scale[fx.name]))
+            w, b = synapses[fx.name]
+            p["weight"] = _ste(_t(fx.weight), w * (scale[fx.input] / scale[fx.name]))
             if fx.bias is not None:
-                p["bias"] = _ste(_t(fx.bias), m.bias.double() / scale[fx.name])
+                p["bias"] = _ste(_t(fx.bias), b / scale[fx.name])
         elif isinstance(fx, LIF):
-            p["bias"] = _lif_bias(net, float_g, fixed_g, fx)
+            p["bias"] = _lif_bias(net, float_g, fixed_g, fx, synapses)
             if fx.rec_weight is not None:
                 rec = net.get_submodule(fx.name).recurrent
                 step = fx.format.state_scale * (1 << fx.format.input_shift) * 2.0 ** max(0, fx.rec_weight_exp)
@@ -141,14 +138,102 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     return out
 
 
-def _lif_bias(net, float_g, fixed_g, fx: LIF) -> torch.Tensor:
+def float_synapses(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
+    """Per fixed synapse (Dense/Conv2d), its float weight and bias (or None) as differentiable
+    functions of the module's parameters: the module's own, or for a synapse the fold-linear pass
+    composed with pooling, the composed map computed in torch from the unfolded layers."""
+    out, unfolded = {}, None
+    for fx in fixed_g.nodes[1:]:
+        if not isinstance(fx, (Dense, Conv2d)):
+            continue
+        m = _module(net, fx.name)
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and tuple(m.weight.shape) == tuple(fx.weight.shape):
+            out[fx.name] = (m.weight.double(), None if m.bias is None else m.bias.double())
+            continue
+        if unfolded is None:
+            unfolded = to_ir(net, tuple(float_g.input.shape), fold=False)
+        out[fx.name] = _composed(net, unfolded, fixed_g, fx)
+    return out
+
+
+def _module(net: nn.Module, name: str):
+    try:
+        return net.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _composed(net: nn.Module, unfolded: Graph, fixed_g: Graph, fx) -> tuple:
+    """The float weight and bias of fixed synapse ``fx``, which the fold-linear pass composed from
+    the unfolded linear layers between its source and its population: the Jacobian of those layers
+    (with the module's parameters, float64), as a matrix for a Dense, as a kernel for a Conv2d (read
+    off the layers run without padding on one kernel-sized window; the composed Conv2d carries the
+    padding). Linear in the parameters, so gradients flow to every layer of the segment."""
+    seg = _segment(unfolded, fixed_g, fx)
+    src_shape = tuple(unfolded.node(seg[0].input).shape)
+    has_bias = any(getattr(n, "bias", None) is not None for n in seg)
+    if isinstance(fx, Dense):
+        size = int(np.prod(src_shape))
+        basis = torch.eye(size, dtype=torch.float64).reshape(size, *src_shape)
+        w = _apply(net, seg, basis, with_bias=False, padding=True).T
+        bias = _apply(net, seg, torch.zeros(1, *src_shape, dtype=torch.float64), True, True)[0] if has_bias else None
+        return w, bias
+    o, cg, kh, kw = fx.weight.shape
+    c = src_shape[0]
+    basis = torch.eye(c * kh * kw, dtype=torch.float64).reshape(-1, c, kh, kw)
+    jac = _apply(net, seg, basis, with_bias=False, padding=False).T.reshape(o, c, kh, kw)
+    og = o // fx.groups
+    w = torch.cat([jac[g * og:(g + 1) * og, g * cg:(g + 1) * cg] for g in range(fx.groups)])
+    bias = _apply(net, seg, torch.zeros(1, c, kh, kw, dtype=torch.float64), True, False)[0] if has_bias else None
+    return w, bias
+
+
+def _segment(unfolded: Graph, fixed_g: Graph, fx) -> list:
+    """The unfolded float IR's linear nodes composed into ``fx``: from the node ``fx`` reads (past
+    the flatten the fold inserted) to the population ``fx`` feeds."""
+    names = {n.name for n in unfolded.nodes}
+    src = fx.input
+    while src not in names:
+        src = fixed_g.node(src).input
+    consumers = {n.input: n for n in fixed_g.nodes[1:]}
+    pop = consumers[fx.name]
+    while not isinstance(pop, LIF):
+        pop = consumers[pop.name]
+    seg, name = [], unfolded.node(pop.name).input
+    while name != src:
+        seg.insert(0, unfolded.node(name))
+        name = seg[0].input
+    return seg
+
+
+def _apply(net: nn.Module, seg: list, x: torch.Tensor, with_bias: bool, padding: bool) -> torch.Tensor:
+    """The linear layers ``seg`` on ``x`` ``[N, *shape]`` with the module's parameters: ``[N, -1]``."""
+    for n in seg:
+        if isinstance(n, (Dense, Conv2d)):
+            m = _module(net, n.name)
+            if not isinstance(m, (nn.Linear, nn.Conv2d)):
+                raise UnsupportedError(f"finetune: layer {n.name} is not an nn.Linear or nn.Conv2d module of the "
+                                       "model, so its weights cannot be trained through the pooling composed with it")
+            b = m.bias.double() if with_bias and m.bias is not None else None
+            if isinstance(n, Dense):
+                x = F.linear(x.reshape(x.shape[0], -1), m.weight.double(), b)
+            else:
+                x = F.conv2d(x, m.weight.double(), b, n.stride, n.padding if padding else 0, n.dilation, n.groups)
+        elif isinstance(n, Pool2d):
+            x = F.avg_pool2d(x, n.kernel, n.stride, divisor_override=1 if n.mode == "sum" else None)
+        else:
+            x = x.reshape(x.shape[0], *n.shape)
+    return x.reshape(x.shape[0], -1)
+
+
+def _lif_bias(net, float_g, fixed_g, fx: LIF, synapses: dict) -> torch.Tensor:
     """The population's bias per neuron; biases the compiler moved into it (alpha = 0) pass their
     gradient in state units."""
     value = _t(np.broadcast_to(fx.bias, fx.shape).reshape(-1))
     src, fl = float_g.node(fx.input), float_g.node(fx.name)
     moved = []
     if isinstance(src, Dense) and src.bias is not None and fixed_g.node(src.name).bias is None:
-        moved.append(net.get_submodule(src.name).bias.double())
+        moved.append(synapses[src.name][1])
     if fl.rec_bias is not None and fx.rec_bias is None:
         moved.append(net.get_submodule(fx.name).recurrent.bias.double())
     if not moved:
@@ -189,12 +274,17 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
                 y = y + p["bias"].reshape(-1, 1, 1)
             vals[n.name] = _overflow(y, n.acc)
         elif isinstance(n, Pool2d):
-            y = F.avg_pool2d(src.reshape(T * B, *src.shape[2:]), n.kernel, n.stride, divisor_override=1)
+            flat = src.reshape(T * B, *src.shape[2:])
+            y = F.max_pool2d(flat, n.kernel, n.stride) if n.mode == "max" else \
+                F.avg_pool2d(flat, n.kernel, n.stride, divisor_override=1)
             vals[n.name] = y.reshape(T, B, *n.shape)
         elif isinstance(n, Flatten):
             vals[n.name] = src.reshape(T, B, -1)
         elif isinstance(n, LIF):
             vals[n.name] = spikes[n.name] = _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
+        else:
+            raise UnsupportedError(f"finetune: layer {n.name} ({type(n).__name__}) has no fixed-point forward in "
+                                   "torch; fine-tune a network of Dense/Conv2d synapses, pooling and LIF populations")
     return spikes
 
 

@@ -11,8 +11,9 @@ from conftest import ROOT, run_cli
 from torch import nn
 
 from snnhw.compiler.pipeline import CompileOptions
-from snnhw.errors import UnsupportedError
-from snnhw.finetune import param_tensors, deployment, finetune, fixed_forward
+from snnhw.compiler.quant_report import signal_scales
+from snnhw.finetune import deployment, finetune, fixed_forward, float_synapses, param_tensors
+from snnhw.ir import Conv2d, Dense, Pool2d
 from snnhw.targets import load
 from snnhw.targets.emu.emulator import run
 
@@ -118,11 +119,56 @@ def test_torch_fixed_forward_equals_the_emulator_conv():
     _same(fixed_forward(fixed, x, param_tensors(net, float_g, fixed)), ref)
 
 
-def test_pooling_composed_into_a_layer_is_refused_by_name():
-    net = ConvNet()
-    float_g, fixed = deployment(net, (1, 8, 8), load("emu"), CompileOptions(input_bits=8, input_max=1.0))
-    with pytest.raises(UnsupportedError, match="layer fc was composed with the pooling"):
-        param_tensors(net, float_g, fixed)
+class PoolConvNet(nn.Module):
+    """Conv2d -> AvgPool2d -> Leaky: the fold composes the pool into the conv (a 4x4 kernel, stride 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.lif1 = snn.Leaky(beta=0.9, reset_mechanism="zero")
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+        self.lif2 = snn.Leaky(beta=0.9, reset_mechanism="zero")
+
+    def forward(self, x):
+        m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        rec = []
+        for step in range(x.shape[0]):
+            s1, m1 = self.lif1(self.pool(self.conv(x[step])), m1)
+            s2, m2 = self.lif2(self.fc(s1.flatten(1)), m2)
+            rec.append(s2)
+        return torch.stack(rec)
+
+
+@pytest.mark.parametrize("target", ["emu", "fpga", "loihi"])
+@pytest.mark.parametrize("make_net", [ConvNet, PoolConvNet], ids=["pool-into-dense", "pool-into-conv"])
+def test_torch_fixed_forward_equals_the_emulator_through_folded_pooling(make_net, target):
+    """Pooling the fold-linear pass composed into a synapse (and, on fpga/loihi, convolutions lowered to
+    Dense): the torch forward equals the emulator, gradients reach every layer of the composed map,
+    and that map, computed in torch from the module, is the compiler's folded synapse."""
+    torch.manual_seed(1)
+    net = _scaled(make_net(), 2.0)
+    x = np.random.default_rng(1).random((12, 3, 1, 8, 8)).astype(np.float32)
+    float_g, fixed = deployment(net, (1, 8, 8), load(target), CompileOptions(input_bits=8, input_max=1.0,
+                                                                             weight_bits=5))
+    assert not any(isinstance(n, Pool2d) for n in fixed.nodes)
+    assert any(tuple(n.weight.shape) != tuple(net.get_submodule(n.name).weight.shape) for n in fixed.nodes
+               if isinstance(n, (Dense, Conv2d)))  # a synapse is composed (or lowered)
+    xp = _padded(fixed, x)
+    ref = run(fixed, xp).spikes
+    assert all(s.sum() > 0 for s in ref.values())
+    params = param_tensors(net, float_g, fixed)
+    out = fixed_forward(fixed, xp, params)
+    _same(out, ref)
+    out[fixed.output.name].sum().backward()
+    assert all(p.grad is not None and torch.any(p.grad != 0) for p in net.parameters())
+    scale, composed = signal_scales(float_g, fixed), float_synapses(net, float_g, fixed)
+    for n in fixed.nodes:
+        fl = float_g.node(n.name) if n.name in {m.name for m in float_g.nodes} else None
+        if isinstance(n, (Dense, Conv2d)) and fl is not None and fl.weight.shape == n.weight.shape:
+            w = composed[n.name][0].detach().numpy()
+            np.testing.assert_allclose(w, fl.weight, rtol=1e-6, atol=1e-7)  # the compiler's fold, in float32
+            assert np.array_equal(np.round(w * scale[n.input] / scale[n.name]).clip(-15, 15), n.weight)
 
 
 def _tiny_digits(n=48, steps=8):
@@ -172,6 +218,39 @@ def test_finetuned_model_compiles_to_what_it_was_trained_against(digits_model, t
                                                      digits_model["net"].state_dict().values()))
     _, fixed = deployment(net, (64,), load("emu"), CompileOptions(input_bits=8, input_max=1.0, weight_bits=4))
     _same(fixed_forward(fixed, x), {k: ran[k] for k in ("lif1", "lif2")})
+
+
+def test_pooled_conv_finetunes_and_compiles_to_what_it_was_trained_against(tmp_path):
+    """examples/digits_conv.py (AvgPool2d folded into the Linear after it): `snnhw finetune` ->
+    `snnhw compile` -> `snnhw run` gives the fine-tuned model's torch fixed-point spikes exactly."""
+    import digits_conv
+    import digits_mlp
+    torch.manual_seed(0)
+    net = digits_conv.ConvNet(pooled=True)
+    torch.save(net.state_dict(), tmp_path / "conv.pt")
+    x_train, _, y_train, _ = digits_mlp.load_digits_split()
+    x = digits_mlp.direct_encoding(x_train[:32], 6).reshape(6, 32, 1, 8, 8)
+    np.savez(tmp_path / "train.npz", x=x, y=y_train[:32])
+    np.save(tmp_path / "x.npy", x)
+    arch = f"{ROOT / 'examples' / 'digits_conv.py'}:ConvNet"
+    rc, so, se = run_cli("finetune", tmp_path / "conv.pt", "--arch", arch, "--input-shape", "1,8,8", "--data",
+                         tmp_path / "train.npz", "--weight-bits", "4", "--epochs", "1", "--batch-size", "16",
+                         "--lr", "1e-2", "-o", tmp_path / "tuned.pt")
+    assert rc == 0, se
+    rc, so, se = run_cli("compile", tmp_path / "tuned.pt", "--arch", arch, "--input-shape", "1,8,8", "--weight-bits",
+                         "4", "--input-kind", "graded", "-o", tmp_path / "build")
+    assert rc == 0, se
+    rc, so, se = run_cli("run", tmp_path / "build", "-i", tmp_path / "x.npy", "-o", tmp_path / "out.npz")
+    assert rc == 0, se
+    ran = np.load(tmp_path / "out.npz")
+    tuned = digits_conv.ConvNet(pooled=True)
+    tuned.load_state_dict(torch.load(tmp_path / "tuned.pt", weights_only=True))
+    assert not torch.equal(tuned.fc.weight, net.fc.weight) and not torch.equal(tuned.conv.weight, net.conv.weight)
+    _, fixed = deployment(tuned, (1, 8, 8), load("emu"), CompileOptions(input_bits=8, input_max=1.0, weight_bits=4))
+    assert fixed.node("fc").weight.shape == (10, 512)  # the pooling is composed into fc
+    spikes = fixed_forward(fixed, _padded(fixed, x))
+    assert all(ran[k].sum() > 0 for k in ("lif1", "lif2"))
+    _same(spikes, {k: ran[k] for k in ("lif1", "lif2")})
 
 
 def test_finetune_cli_errors(digits_model, tmp_path):
