@@ -376,23 +376,34 @@ def deployed_accuracy(fixed_g: Graph, x: np.ndarray, y: np.ndarray) -> float:
     return _accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
 
 
-def _batches(data, batch_size: int, gen: torch.Generator) -> Iterable:
-    """(x [T, B, ...] numpy, y [B]) minibatches from arrays (shuffled) or a DataLoader yielding
-    (x [B, T, ...], y [B])."""
-    if isinstance(data, tuple):
-        x, y = data
-        for idx in torch.randperm(x.shape[1], generator=gen).split(batch_size):
-            i = idx.numpy()
-            yield x[:, i], y[i]
-        return
-    for xb, yb in data:
-        yield np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)
+def _loader(data, batch_size: int, seed: int):
+    """``data`` as a DataLoader of ``(x [B, T, ...], y [B])`` batches: a DataLoader as given; arrays
+    ``(x [T, B, ...], y)`` as ``DataLoader(TensorDataset(x moved to [B, T, ...], y), batch_size,
+    shuffle=True, generator=torch.Generator().manual_seed(seed))``, so that loader gives the same
+    training as the arrays."""
+    from torch.utils.data import DataLoader, TensorDataset
+    if not isinstance(data, tuple):
+        return data
+    x, y = data
+    ds = TensorDataset(torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 0, 1))), torch.from_numpy(y))
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+def _batches(loader) -> Iterable:
+    """(x [T, B, ...] float32 numpy, y [B] int64) from a loader yielding (x [B, T, ...], y [B])."""
+    for xb, yb in loader:
+        yield np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1).astype(np.int64)
 
 
 def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
+    """All of ``data`` as ``(x [T, B, ...], y [B])`` for scoring: the arrays, or the loader's dataset
+    read in order (not through the loader's sampler, so its shuffling is not advanced)."""
+    from torch.utils.data import DataLoader, IterableDataset
     if isinstance(data, tuple):
         return data
-    xs, ys = zip(*[(np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)) for xb, yb in data])
+    source = data if isinstance(data.dataset, IterableDataset) else \
+        DataLoader(data.dataset, batch_size=256, collate_fn=data.collate_fn)
+    xs, ys = zip(*_batches(source))
     return np.concatenate(xs, axis=1), np.concatenate(ys)
 
 
@@ -402,16 +413,19 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
              on_batch: Callable[[int, float], None] | None = None) -> FinetuneResult:
     """Fine-tune ``net`` in place with ``target``'s fixed-point forward in the loop.
 
-    data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, or a torch DataLoader
-    yielding ``(x [B, T, *input_shape], y [B])``. options: the compile options the deployment will
-    use (``snnhw compile`` with the same flags builds the same integers). The loss is the cross
-    entropy of the output layer's spike counts. Deterministic for a seed.
+    data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, shuffled into batches of
+    ``batch_size`` by a generator seeded with ``seed``; or a torch DataLoader yielding
+    ``(x [B, T, *input_shape], y [B])`` batches in its own order and size (``DataLoader(TensorDataset(
+    x [B, T, ...], y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``
+    trains exactly as the arrays). options: the compile options the deployment will use (``snnhw
+    compile`` with the same flags builds the same integers). The loss is the cross entropy of the
+    output layer's spike counts. Deterministic for a seed (and a deterministic loader).
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise SnnhwError("finetune needs epochs >= 1, batch size >= 1 and a positive learning rate")
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     x_all, y_all = _arrays(data)
+    loader = _loader(data, batch_size, seed)
     y_all = np.asarray(y_all).astype(np.int64)
     start = time.perf_counter()
     float_g, fixed_g = deployment(net, input_shape, target, options)
@@ -424,7 +438,7 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     for epoch in range(1, epochs + 1):
         t0, losses = time.perf_counter(), []
-        for i, (xb, yb) in enumerate(_batches(data, batch_size, gen)):
+        for i, (xb, yb) in enumerate(_batches(loader)):
             float_g, fixed_g = deployment(net, input_shape, target, options)
             params = param_tensors(net, float_g, fixed_g)
             out = fixed_forward(fixed_g, _padded(fixed_g, xb), params)[fixed_g.output.name]

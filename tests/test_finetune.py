@@ -193,6 +193,31 @@ def test_finetune_is_deterministic_for_a_seed(digits_model):
     assert not same(states[0], digits_model["net"].state_dict())  # it did train
 
 
+def test_a_dataloader_trains_exactly_as_the_npz(digits_model, tmp_path):
+    """The Python API with a torch DataLoader (shuffled by a generator with the seed) gives the same
+    fine-tuned weights and accuracies as `snnhw finetune --data train.npz` with that seed."""
+    from torch.utils.data import DataLoader, TensorDataset
+    x, y = _tiny_digits()
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    rc, so, se = run_cli("finetune", digits_model["pt"], "--arch", ARCH, "--data", tmp_path / "train.npz",
+                         "--weight-bits", "4", "--epochs", "2", "--batch-size", "16", "--seed", "5",
+                         "-o", tmp_path / "tuned.pt")
+    assert rc == 0, se
+    import digits_mlp
+    net = digits_mlp.Net()
+    net.load_state_dict(digits_model["net"].state_dict())
+    data = TensorDataset(torch.from_numpy(np.ascontiguousarray(x.swapaxes(0, 1))), torch.from_numpy(y))
+    loader = DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(5))
+    r = finetune(net, loader, load("emu"), CompileOptions(input_bits=8, input_max=1.0, weight_bits=4), (64,),
+                 epochs=2, seed=5)
+    tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)
+    assert set(tuned) == set(net.state_dict())
+    assert all(torch.equal(tuned[k], v) for k, v in net.state_dict().items())
+    assert not torch.equal(tuned["fc1.weight"], digits_model["net"].fc1.weight)
+    assert [f"epoch {s.epoch}/2: loss {s.loss:.4f}, deployed accuracy {s.deployed_accuracy:.4f}" for s in r.epochs] == \
+        [line.split(" (")[0] for line in so.splitlines() if line.startswith("epoch ")]
+
+
 def test_finetuned_model_compiles_to_what_it_was_trained_against(digits_model, tmp_path):
     """The decisive test: `snnhw finetune` writes a state_dict; `snnhw compile` + `snnhw run` on it
     give every layer's spikes exactly as the fine-tuned model's fixed-point forward in torch."""
