@@ -5,10 +5,12 @@ accuracy, the deployed accuracy (the target's fixed point, in the emulator) befo
 `snnhw.finetune`, and the fine-tuning time.
 
     python benchmarks/finetune_examples.py [--models mlp,conv,synaptic] [--bits 8,4] [--epochs 5]
-        [--lr 2e-3] [--target emu]
+        [--lr 2e-3] [--target emu] [--threads 1]
 
 Each model is trained in float as its example does (seed 0) and fine-tuned on its training set;
 accuracies are on held-out data (450 test digits; 500 temporal-order samples of another seed).
+Torch runs on ``--threads`` threads (1 by default: on a shared machine, more threads than free
+cores make the many small tensor ops of the per-step loop wait for each other, 10x slower here).
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import digits_conv  # noqa: E402
 import digits_mlp  # noqa: E402
 import temporal_order  # noqa: E402
-from deploy import spike_count_accuracy, train_bptt  # noqa: E402
+from deploy import train_bptt  # noqa: E402
 
 from snnhw.compiler.pipeline import CompileOptions  # noqa: E402
-from snnhw.finetune import deployed_accuracy, deployment, finetune  # noqa: E402
+from snnhw.finetune import deployed_accuracy, deployment, finetune, spike_count_accuracy  # noqa: E402
 from snnhw.targets import load  # noqa: E402
 
 
@@ -58,8 +60,8 @@ def synaptic():
 MODELS = {"mlp": mlp, "conv": conv, "synaptic": synaptic}
 
 
-def float_accuracy(net, x: np.ndarray, y: np.ndarray, input_shape: tuple) -> float:
-    """The snntorch model's spike-count accuracy; static models get one step of ``x`` (the same every step)."""
+def float_accuracy(net, x: np.ndarray, y: np.ndarray) -> float:
+    """The snntorch model's accuracy, decoded as the deployment's; static models get one step of ``x``."""
     with torch.no_grad():
         static = bool(np.all(x == x[:1]))
         return spike_count_accuracy(net(torch.from_numpy(x[0] if static else x)).numpy(), y)
@@ -72,14 +74,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
     ap.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate")
     ap.add_argument("--target", default="emu")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     tgt = load(args.target)
     rows = []
     print("| model | weights | float | deployed before | deployed after | after - float | fine-tuning wall / CPU |")
     print("|---|---|---|---|---|---|---|")
     for key in args.models.split(","):
         title, base, make, shape, (x, y), (xt, yt) = MODELS[key]()
-        f_acc = float_accuracy(base, xt, yt, shape)
+        f_acc = float_accuracy(base, xt, yt)
         spikes = bool(np.all((x == 0) | (x == 1)))
         for bits in (int(b) for b in args.bits.split(",")):
             net = make()
@@ -88,7 +92,10 @@ def main() -> None:
                 CompileOptions(input_bits=tgt.numerics.input_bits, input_max=1.0, weight_bits=bits)
             before = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             t0, c0 = time.perf_counter(), time.process_time()
-            finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr)
+            finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr,
+                     on_epoch=lambda e: print(f"  {key} {bits}-bit epoch {e.epoch}: loss {e.loss:.4f}, deployed "
+                                              f"(training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
+                                              file=sys.stderr, flush=True))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             after = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             rows.append((title, bits, f_acc, before, after))

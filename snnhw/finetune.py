@@ -366,14 +366,17 @@ def _padded(fixed_g: Graph, x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
 
 
-def _accuracy(spikes: np.ndarray, y: np.ndarray) -> float:
-    return float((spikes.sum(0).reshape(spikes.shape[1], -1).argmax(-1) == y).mean())
+def spike_count_accuracy(spikes, y: np.ndarray) -> float:
+    """Accuracy of output spikes ``[T, B, *shape]`` decoded as ``snnhw verify`` does by default (the
+    class with the most spikes; a tie or no spike is undecided, so wrong)."""
+    from snnhw.decode import Decoding, accuracy
+    return accuracy(Decoding().predict(np.asarray(spikes)), y)
 
 
 def deployed_accuracy(fixed_g: Graph, x: np.ndarray, y: np.ndarray) -> float:
-    """Spike-count argmax accuracy of the fixed IR in the emulator (the deployment's semantics)."""
+    """:func:`spike_count_accuracy` of the fixed IR in the emulator (the deployment's semantics)."""
     from snnhw.targets.emu.emulator import Emulator
-    return _accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
+    return spike_count_accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
 
 
 def _loader(data, batch_size: int, seed: int):
@@ -433,7 +436,7 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
     if y_all.min() < 0 or y_all.max() >= n_out:
         raise SnnhwError(f"labels must be integers in 0..{n_out - 1} (the output layer has {n_out} neurons)")
     from snnhw.targets.emu.emulator import Emulator
-    float_acc = _accuracy(Emulator(float_g).run(x_all).spikes[float_g.output.name], y_all)
+    float_acc = spike_count_accuracy(Emulator(float_g).run(x_all).spikes[float_g.output.name], y_all)
     result = FinetuneResult(float_acc, deployed_accuracy(fixed_g, x_all, y_all), 0.0, options=options)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     for epoch in range(1, epochs + 1):

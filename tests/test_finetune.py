@@ -12,6 +12,7 @@ from torch import nn
 
 from snnhw.compiler.pipeline import CompileOptions
 from snnhw.compiler.quant_report import signal_scales
+from snnhw.errors import SnnhwError
 from snnhw.finetune import deployment, finetune, fixed_forward, float_synapses, param_tensors
 from snnhw.ir import Conv2d, Dense, Pool2d
 from snnhw.targets import load
@@ -276,6 +277,51 @@ def test_pooled_conv_finetunes_and_compiles_to_what_it_was_trained_against(tmp_p
     spikes = fixed_forward(fixed, _padded(fixed, x))
     assert all(ran[k].sum() > 0 for k in ("lif1", "lif2"))
     _same(spikes, {k: ran[k] for k in ("lif1", "lif2")})
+
+
+def test_verify_shows_accuracy_before_and_after_finetuning(digits_model, tmp_path):
+    """`snnhw verify TUNED --before MODEL`: the float accuracy of the model before fine-tuning, and
+    the deployed accuracy before and after, each equal to an independent computation."""
+    import json
+
+    import digits_mlp
+    from snnhw.decode import Decoding, accuracy
+    from snnhw.verify import before_finetuning
+    x, y = _tiny_digits()
+    opts = CompileOptions(input_bits=8, input_max=1.0, weight_bits=4)
+    net = digits_mlp.Net()
+    net.load_state_dict(digits_model["net"].state_dict())
+    finetune(net, (x, y), load("emu"), opts, (64,), epochs=1, batch_size=16, lr=1e-2)
+    torch.save(net.state_dict(), tmp_path / "tuned.pt")
+    np.save(tmp_path / "y.npy", digits_model["labels"])
+    args = ("verify", tmp_path / "tuned.pt", "--arch", ARCH, "--input", digits_model["x"], "--labels",
+            tmp_path / "y.npy", "--input-kind", "graded", "--weight-bits", "4", "--before", digits_model["pt"])
+    rc, so, se = run_cli(*args, "--json")
+    assert rc in (0, 1), se
+    r = json.loads(so)
+    xt, yt = np.load(digits_model["x"]), digits_model["labels"]
+    score = lambda spikes: accuracy(Decoding().predict(np.asarray(spikes), None), yt)  # verify's decoding
+    with torch.no_grad():
+        float_before = score(digits_model["net"](torch.from_numpy(xt[0])).numpy())
+    deployed = lambda model: score(fixed_forward(deployment(model, (64,), load("emu"), opts)[1], xt)["lif2"])
+    before, after = deployed(digits_model["net"]), deployed(net)
+    assert r["before"]["snntorch"]["accuracy"] == pytest.approx(float_before)
+    assert r["before"]["targets"]["emu"]["accuracy"] == pytest.approx(before)
+    assert r["targets"]["emu"]["accuracy"] == pytest.approx(after)
+    assert before != after  # fine-tuning changed the deployment
+    rc, so, se = run_cli(*args)
+    assert "deployed before fine-tuning" in so and f"{before:.4f}" in so and f"{after:.4f}" in so, so
+    rc, _, se = run_cli(*args[:6], "--before", digits_model["pt"])  # no --labels
+    assert rc == 2 and "--before compares accuracies, so it needs --labels" in se and "Traceback" not in se
+    other = deployment(digits_conv_net(), (1, 8, 8), load("emu"), opts)[0]
+    with pytest.raises(SnnhwError, match="--before is not the same network"):
+        before_finetuning({"targets": {}}, deployment(net, (64,), load("emu"), opts)[0], other, xt, {"emu": opts},
+                          yt, Decoding())
+
+
+def digits_conv_net():
+    import digits_conv
+    return digits_conv.ConvNet()
 
 
 def test_finetune_cli_errors(digits_model, tmp_path):
