@@ -5,7 +5,7 @@ accuracy, the deployed accuracy (the target's fixed point, in the emulator) befo
 `snnhw.finetune`, and the fine-tuning time.
 
     python benchmarks/finetune_examples.py [--models mlp,conv,synaptic] [--bits 8,4] [--epochs 5]
-        [--lr 2e-3] [--target emu] [--threads 1]
+        [--lr 2e-3] [--schedule cosine] [--target emu] [--threads 1]
 
 Each model is trained in float as its example does (seed 0) and fine-tuned on its training set;
 accuracies are on held-out data (450 test digits; 500 temporal-order samples of another seed).
@@ -72,7 +72,8 @@ def main() -> None:
     ap.add_argument("--models", default="mlp,conv,synaptic")
     ap.add_argument("--bits", default="8,4", help="weight widths, e.g. 8,4")
     ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
-    ap.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate")
+    ap.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate (first epoch)")
+    ap.add_argument("--schedule", default="cosine", help="learning rate over the epochs: cosine or constant")
     ap.add_argument("--target", default="emu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
@@ -92,7 +93,7 @@ def main() -> None:
                 CompileOptions(input_bits=tgt.numerics.input_bits, input_max=1.0, weight_bits=bits)
             before = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             t0, c0 = time.perf_counter(), time.process_time()
-            finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr,
+            finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr, schedule=args.schedule,
                      on_epoch=lambda e: print(f"  {key} {bits}-bit epoch {e.epoch}: loss {e.loss:.4f}, deployed "
                                               f"(training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
                                               file=sys.stderr, flush=True))

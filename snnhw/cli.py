@@ -594,7 +594,9 @@ def finetune(
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     epochs: int = typer.Option(5, help="passes over the training data"),
     seed: int = typer.Option(0, help="seed of the shuffling (same seed, same result)"),
-    lr: float = typer.Option(2e-3, help="Adam learning rate"),
+    lr: float = typer.Option(2e-3, help="Adam learning rate (of the first epoch)"),
+    lr_schedule: str = typer.Option("cosine", help="learning rate over the epochs: cosine (decays along a half "
+                                    "cosine, docs/finetune.md) or constant"),
     batch_size: int = typer.Option(64, help="samples per step"),
     trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
 ):
@@ -636,7 +638,8 @@ def finetune(
                               f"({s.seconds:.1f} s)")
             bar.reset(task, total=steps)
 
-        res = run_finetune(net, (x, y), tgt, opts, float_g.input.shape, epochs, seed, lr, batch_size, epoch, batch)
+        res = run_finetune(net, (x, y), tgt, opts, float_g.input.shape, epochs, seed, lr, batch_size, epoch, batch,
+                           lr_schedule)
     save_state_dict(net, output)
     out.print(f"float accuracy {res.float_accuracy:.4f}; deployed on {tgt.name} before {res.deployed_before:.4f}, "
               f"after {res.deployed_after:.4f} (training data, {res.seconds:.1f} s)")

@@ -37,6 +37,7 @@ from snnhw.semantics import quantize_input
 from snnhw.targets.description import TargetDescription
 
 SURROGATE_SLOPE = 2.0  # snntorch.surrogate.atan's default alpha
+SCHEDULES = ("cosine", "constant")  # learning rate over the epochs (see finetune)
 
 
 @dataclass
@@ -413,7 +414,7 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
 def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOptions,
              input_shape: tuple, epochs: int = 5, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
              on_epoch: Callable[[EpochStats], None] | None = None,
-             on_batch: Callable[[int, float], None] | None = None) -> FinetuneResult:
+             on_batch: Callable[[int, float], None] | None = None, schedule: str = "cosine") -> FinetuneResult:
     """Fine-tune ``net`` in place with ``target``'s fixed-point forward in the loop.
 
     data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, shuffled into batches of
@@ -422,10 +423,14 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
     x [B, T, ...], y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``
     trains exactly as the arrays). options: the compile options the deployment will use (``snnhw
     compile`` with the same flags builds the same integers). The loss is the cross entropy of the
-    output layer's spike counts. Deterministic for a seed (and a deterministic loader).
+    output layer's spike counts; Adam with learning rate ``lr``, decayed per epoch along a half cosine
+    (epoch ``e`` of ``E`` trains at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``) with ``schedule="cosine"``,
+    or kept with ``"constant"``. Deterministic for a seed (and a deterministic loader).
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise SnnhwError("finetune needs epochs >= 1, batch size >= 1 and a positive learning rate")
+    if schedule not in SCHEDULES:
+        raise SnnhwError(f"learning-rate schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     torch.manual_seed(seed)
     x_all, y_all = _arrays(data)
     loader = _loader(data, batch_size, seed)
@@ -441,6 +446,8 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     for epoch in range(1, epochs + 1):
         t0, losses = time.perf_counter(), []
+        for group in opt.param_groups:
+            group["lr"] = lr * (1 + np.cos(np.pi * (epoch - 1) / epochs)) / 2 if schedule == "cosine" else lr
         for i, (xb, yb) in enumerate(_batches(loader)):
             float_g, fixed_g = deployment(net, input_shape, target, options)
             params = param_tensors(net, float_g, fixed_g)
