@@ -36,6 +36,7 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
 
     Spikes are 1; the input has its scale; a synapse's step is the scale its population reads
     (``state_scale * 2^input_shift``) undone through any pooling (avg pools divide by the window).
+    Nodes a target's lowering inserted (absent from ``float_g``) pass their input's scale on.
     """
     scale = {}
     for n in fixed_g.nodes:

@@ -344,6 +344,9 @@ def verify(
     seed: Optional[int] = typer.Option(None, help="seed of --encode rate (default 0)"),
     workers: int = typer.Option(1, help=WORKERS_HELP),
     ray: Optional[str] = typer.Option(None, help=RAY_HELP),
+    before: Optional[Path] = typer.Option(None, help="the model before fine-tuning (MODEL is the fine-tuned one, "
+                                          "loading with the same --arch): also show its float accuracy and its "
+                                          "deployed accuracy with the same compile options (needs --labels)"),
 ):
     """Score the deployed build of each target against the snntorch model, layer by layer; exit 1 if a check
     fails, 3 if a target refused the model (the others are still verified)."""
@@ -351,10 +354,13 @@ def verify(
     from snnhw.decode import parse_decoding
     from snnhw.frontends import load_model_and_module
     from snnhw.targets import load as load_target
-    from snnhw.verify import Thresholds, verify as run_verify, verify_build
+    from snnhw.verify import Thresholds, before_finetuning, verify as run_verify, verify_build
 
     sharding = _sharding(workers, ray)
     decoding = parse_decoding(decode)
+    if before is not None and (labels is None or build is not None):
+        raise SnnhwError("--before compares accuracies, so it needs --labels, and it compiles the model before "
+                         "fine-tuning with the options of the verified builds, so it cannot be combined with --build")
     if build is not None:
         given = [flag for flag, v in (("--targets", targets), ("--calib", calib), ("--input-kind", input_kind),
                                       ("--input-bits", input_bits), ("--weight-bits", weight_bits),
@@ -373,8 +379,8 @@ def verify(
     _check_shape(x, float_g, "--input")
     y = load_array(labels) if labels is not None else None
     reference, reference_error = None, None
+    from snnhw.frontends.snntorch_reference import reference_run
     if net is not None:
-        from snnhw.frontends.snntorch_reference import reference_run
         try:
             reference = reference_run(net, float_g.meta.get("forward", "per_step"), x)
         except SnnhwError as exc:
@@ -395,6 +401,18 @@ def verify(
         with out.status("compiling and running float IR, builds and backends"):
             report = run_verify(float_g, x, options, th, y, reference, reference_error, decoding, keep_builds,
                                 sharding)
+        if before is not None:
+            with out.status(f"importing, compiling and running {before} (before fine-tuning)"):
+                before_g, before_net = load_model_and_module(before, arch=arch, input_shape=_parse_shape(input_shape),
+                                                             trust_pickle=trust_pickle, dt=dt)
+                before_ref = None
+                if before_net is not None:
+                    try:
+                        before_ref = reference_run(before_net, before_g.meta.get("forward", "per_step"), x)
+                    except SnnhwError as exc:  # then its float IR stands for it, and the table says so
+                        err.print(f"warning: {before} could not run on --input ({exc}); its float IR is scored",
+                                  markup=False, soft_wrap=True)
+                before_finetuning(report, float_g, before_g, x, options, y, decoding, before_ref)
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -443,6 +461,8 @@ def _print_verify(r: dict):
         out.print(f"{tname} (decode {r['decode']}): {agree} {vs}" + (f"; {key} {score}" if score else "") +
                   f"; {e['silent']} silent samples{undecided}; overflow events "
                   f"{sum(sum(d.values()) for d in e['overflow'].values())} ({e['overflow_source']})")
+    if "before" in r:
+        _print_before_after(r)
     for c in r["checks"]:
         mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
         out.print(f"{mark} {esc(c['target'])}: {esc(c['check'])} ({esc(c['detail'])})")
@@ -454,6 +474,26 @@ def _print_verify(r: dict):
                   (f"; verified: {', '.join(done)}" if done else ""))
     else:
         out.print("[bold red]verification failed[/]")
+
+
+def _print_before_after(r: dict):
+    """Fine-tuning's effect per target: float accuracy (the model before fine-tuning), deployed before, after."""
+    key = "nrmse" if r["decode"] == "regression" else "accuracy"
+    bf = r["before"]
+    ref_name, ref = ("snntorch", bf["snntorch"]) if "snntorch" in bf else ("float IR", bf["float_ir"])
+    t = Table(title=f"fine-tuning ({key}, decode {r['decode']}; float: the model before fine-tuning, {ref_name})")
+    for col in ("target", f"float {key}", "deployed before fine-tuning", "deployed after fine-tuning",
+                "after - float"):
+        t.add_column(col)
+    for tname, e in r["targets"].items():
+        b_ = bf["targets"].get(tname, {})
+        if "refused" in e or "refused" in b_:
+            t.add_row(tname, _fmt(ref.get(key)), "refused" if "refused" in b_ else _fmt(b_.get(key)),
+                      "refused" if "refused" in e else _fmt(e.get(key)), "-")
+            continue
+        delta = None if e.get(key) is None or ref.get(key) is None else e[key] - ref[key]
+        t.add_row(tname, _fmt(ref.get(key)), _fmt(b_.get(key)), _fmt(e.get(key)), _fmt(delta, "+.4f"))
+    out.print(t)
 
 
 @app.command()
@@ -577,7 +617,9 @@ def finetune(
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     epochs: int = typer.Option(5, help="passes over the training data"),
     seed: int = typer.Option(0, help="seed of the shuffling (same seed, same result)"),
-    lr: float = typer.Option(2e-3, help="Adam learning rate"),
+    lr: float = typer.Option(2e-3, help="Adam learning rate (of the first epoch)"),
+    lr_schedule: str = typer.Option("cosine", help="learning rate over the epochs: cosine (decays along a half "
+                                    "cosine, docs/finetune.md) or constant"),
     batch_size: int = typer.Option(64, help="samples per step"),
     trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
 ):
@@ -600,7 +642,8 @@ def finetune(
     kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
     opts, _ = _compile_options(float_g, tgt, None, kind, input_bits, weight_bits, "--data")
     _check_shape(x, float_g, "--data x")
-    flags = [f"--target {tgt.name}"] + ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
+    flags = [f"--target {tgt.name}"] + ([f"--input-shape {input_shape}"] if input_shape else []) + \
+        ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
         (["--input-kind graded"] if kind == InputKind.graded else []) + ([f"--input-bits {input_bits}"] if input_bits else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=out, transient=True) as bar:
@@ -618,7 +661,8 @@ def finetune(
                               f"({s.seconds:.1f} s)")
             bar.reset(task, total=steps)
 
-        res = run_finetune(net, (x, y), tgt, opts, float_g.input.shape, epochs, seed, lr, batch_size, epoch, batch)
+        res = run_finetune(net, (x, y), tgt, opts, float_g.input.shape, epochs, seed, lr, batch_size, epoch, batch,
+                           lr_schedule)
     save_state_dict(net, output)
     out.print(f"float accuracy {res.float_accuracy:.4f}; deployed on {tgt.name} before {res.deployed_before:.4f}, "
               f"after {res.deployed_after:.4f} (training data, {res.seconds:.1f} s)")

@@ -37,6 +37,7 @@ from snnhw.semantics import quantize_input
 from snnhw.targets.description import TargetDescription
 
 SURROGATE_SLOPE = 2.0  # snntorch.surrogate.atan's default alpha
+SCHEDULES = ("cosine", "constant")  # learning rate over the epochs (see finetune)
 
 
 @dataclass
@@ -112,8 +113,10 @@ def _delay(y: torch.Tensor, d: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- parameters
 def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     """Per node, its fixed-point parameters as float64 tensors: the compiler's integers in the
-    forward pass, with straight-through gradients to the module's float parameters."""
+    forward pass, with straight-through gradients to the module's float parameters (through the
+    composed linear map where the fold-linear pass merged pooling into the synapse)."""
     scale = signal_scales(float_g, fixed_g)
+    synapses = float_synapses(net, float_g, fixed_g)
     out = {}
     in_float = {n.name for n in float_g.nodes}
     for fx in fixed_g.nodes[1:]:
@@ -122,17 +125,12 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
             continue
         p = {}
         if fx.is_synapse:
-            m = net.get_submodule(fx.name)
-            if tuple(m.weight.shape) != tuple(fx.weight.shape):
-                raise UnsupportedError(
-                    f"finetune: layer {fx.name} was composed with the pooling next to it (the compiler's fold-linear "
-                    "pass), and fine-tuning does not train through composed layers yet; replace the pooling with a "
-                    "stride-2 convolution, or fine-tune the network without it")
-            p["weight"] = _ste(_t(fx.weight), m.weight.double() * (scale[fx.input] / scale[fx.name]))
+            w, b = synapses[fx.name]
+            p["weight"] = _ste(_t(fx.weight), w * (scale[fx.input] / scale[fx.name]))
             if fx.bias is not None:
-                p["bias"] = _ste(_t(fx.bias), m.bias.double() / scale[fx.name])
+                p["bias"] = _ste(_t(fx.bias), b / scale[fx.name])
         elif fx.is_population:
-            p["bias"] = _lif_bias(net, float_g, fixed_g, fx)
+            p["bias"] = _lif_bias(net, float_g, fixed_g, fx, synapses)
             if fx.rec_weight is not None:
                 rec = net.get_submodule(fx.name).recurrent
                 step = fx.format.state_scale * (1 << fx.format.input_shift) * 2.0 ** max(0, fx.rec_weight_exp)
@@ -145,14 +143,102 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     return out
 
 
-def _lif_bias(net, float_g, fixed_g, fx: LIF) -> torch.Tensor:
+def float_synapses(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
+    """Per fixed synapse (Dense/Conv2d), its float weight and bias (or None) as differentiable
+    functions of the module's parameters: the module's own, or for a synapse the fold-linear pass
+    composed with pooling, the composed map computed in torch from the unfolded layers."""
+    out, unfolded = {}, None
+    for fx in fixed_g.nodes[1:]:
+        if not isinstance(fx, (Dense, Conv2d)):
+            continue
+        m = _module(net, fx.name)
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and tuple(m.weight.shape) == tuple(fx.weight.shape):
+            out[fx.name] = (m.weight.double(), None if m.bias is None else m.bias.double())
+            continue
+        if unfolded is None:
+            unfolded = to_ir(net, tuple(float_g.input.shape), fold=False)
+        out[fx.name] = _composed(net, unfolded, fixed_g, fx)
+    return out
+
+
+def _module(net: nn.Module, name: str):
+    try:
+        return net.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _composed(net: nn.Module, unfolded: Graph, fixed_g: Graph, fx) -> tuple:
+    """The float weight and bias of fixed synapse ``fx``, which the fold-linear pass composed from
+    the unfolded linear layers between its source and its population: the Jacobian of those layers
+    (with the module's parameters, float64), as a matrix for a Dense, as a kernel for a Conv2d (read
+    off the layers run without padding on one kernel-sized window; the composed Conv2d carries the
+    padding). Linear in the parameters, so gradients flow to every layer of the segment."""
+    seg = _segment(unfolded, fixed_g, fx)
+    src_shape = tuple(unfolded.node(seg[0].input).shape)
+    has_bias = any(getattr(n, "bias", None) is not None for n in seg)
+    if isinstance(fx, Dense):
+        size = int(np.prod(src_shape))
+        basis = torch.eye(size, dtype=torch.float64).reshape(size, *src_shape)
+        w = _apply(net, seg, basis, with_bias=False, padding=True).T
+        bias = _apply(net, seg, torch.zeros(1, *src_shape, dtype=torch.float64), True, True)[0] if has_bias else None
+        return w, bias
+    o, cg, kh, kw = fx.weight.shape
+    c = src_shape[0]
+    basis = torch.eye(c * kh * kw, dtype=torch.float64).reshape(-1, c, kh, kw)
+    jac = _apply(net, seg, basis, with_bias=False, padding=False).T.reshape(o, c, kh, kw)
+    og = o // fx.groups
+    w = torch.cat([jac[g * og:(g + 1) * og, g * cg:(g + 1) * cg] for g in range(fx.groups)])
+    bias = _apply(net, seg, torch.zeros(1, c, kh, kw, dtype=torch.float64), True, False)[0] if has_bias else None
+    return w, bias
+
+
+def _segment(unfolded: Graph, fixed_g: Graph, fx) -> list:
+    """The unfolded float IR's linear nodes composed into ``fx``: from the node ``fx`` reads (past
+    the flatten the fold inserted) to the population ``fx`` feeds."""
+    names = {n.name for n in unfolded.nodes}
+    src = fx.input
+    while src not in names:
+        src = fixed_g.node(src).input
+    consumers = {n.input: n for n in fixed_g.nodes[1:]}
+    pop = consumers[fx.name]
+    while not isinstance(pop, LIF):
+        pop = consumers[pop.name]
+    seg, name = [], unfolded.node(pop.name).input
+    while name != src:
+        seg.insert(0, unfolded.node(name))
+        name = seg[0].input
+    return seg
+
+
+def _apply(net: nn.Module, seg: list, x: torch.Tensor, with_bias: bool, padding: bool) -> torch.Tensor:
+    """The linear layers ``seg`` on ``x`` ``[N, *shape]`` with the module's parameters: ``[N, -1]``."""
+    for n in seg:
+        if isinstance(n, (Dense, Conv2d)):
+            m = _module(net, n.name)
+            if not isinstance(m, (nn.Linear, nn.Conv2d)):
+                raise UnsupportedError(f"finetune: layer {n.name} is not an nn.Linear or nn.Conv2d module of the "
+                                       "model, so its weights cannot be trained through the pooling composed with it")
+            b = m.bias.double() if with_bias and m.bias is not None else None
+            if isinstance(n, Dense):
+                x = F.linear(x.reshape(x.shape[0], -1), m.weight.double(), b)
+            else:
+                x = F.conv2d(x, m.weight.double(), b, n.stride, n.padding if padding else 0, n.dilation, n.groups)
+        elif isinstance(n, Pool2d):
+            x = F.avg_pool2d(x, n.kernel, n.stride, divisor_override=1 if n.mode == "sum" else None)
+        else:
+            x = x.reshape(x.shape[0], *n.shape)
+    return x.reshape(x.shape[0], -1)
+
+
+def _lif_bias(net, float_g, fixed_g, fx: LIF, synapses: dict) -> torch.Tensor:
     """The population's bias per neuron; biases the compiler moved into it (alpha = 0) pass their
     gradient in state units."""
     value = _t(np.broadcast_to(fx.bias, fx.shape).reshape(-1))
     src, fl = float_g.node(fx.input), float_g.node(fx.name)
     moved = []
     if src.is_synapse and src.bias_per_output and src.bias is not None and fixed_g.node(src.name).bias is None:
-        moved.append(net.get_submodule(src.name).bias.double())
+        moved.append(synapses[src.name][1])
     if fl.rec_bias is not None and fx.rec_bias is None:
         moved.append(net.get_submodule(fx.name).recurrent.bias.double())
     if not moved:
@@ -203,6 +289,9 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
             vals[n.name] = src.reshape(T, B, -1)
         elif n.is_population:
             vals[n.name] = spikes[n.name] = _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
+        else:
+            raise UnsupportedError(f"finetune: layer {n.name} ({type(n).__name__}) has no fixed-point forward in "
+                                   "torch; fine-tune a network of Dense/Conv2d synapses, pooling and LIF populations")
     return spikes
 
 
@@ -284,52 +373,73 @@ def _padded(fixed_g: Graph, x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
 
 
-def _accuracy(spikes: np.ndarray, y: np.ndarray) -> float:
-    return float((spikes.sum(0).reshape(spikes.shape[1], -1).argmax(-1) == y).mean())
+def spike_count_accuracy(spikes, y: np.ndarray) -> float:
+    """Accuracy of output spikes ``[T, B, *shape]`` decoded as ``snnhw verify`` does by default (the
+    class with the most spikes; a tie or no spike is undecided, so wrong)."""
+    from snnhw.decode import Decoding, accuracy
+    return accuracy(Decoding().predict(np.asarray(spikes)), y)
 
 
 def deployed_accuracy(fixed_g: Graph, x: np.ndarray, y: np.ndarray) -> float:
-    """Spike-count argmax accuracy of the fixed IR in the emulator (the deployment's semantics)."""
+    """:func:`spike_count_accuracy` of the fixed IR in the emulator (the deployment's semantics)."""
     from snnhw.targets.emu.emulator import Emulator
-    return _accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
+    return spike_count_accuracy(Emulator(fixed_g).run(_padded(fixed_g, x)).spikes[fixed_g.output.name], y)
 
 
-def _batches(data, batch_size: int, gen: torch.Generator) -> Iterable:
-    """(x [T, B, ...] numpy, y [B]) minibatches from arrays (shuffled) or a DataLoader yielding
-    (x [B, T, ...], y [B])."""
-    if isinstance(data, tuple):
-        x, y = data
-        for idx in torch.randperm(x.shape[1], generator=gen).split(batch_size):
-            i = idx.numpy()
-            yield x[:, i], y[i]
-        return
-    for xb, yb in data:
-        yield np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)
+def _loader(data, batch_size: int, seed: int):
+    """``data`` as a DataLoader of ``(x [B, T, ...], y [B])`` batches: a DataLoader as given; arrays
+    ``(x [T, B, ...], y)`` as ``DataLoader(TensorDataset(x moved to [B, T, ...], y), batch_size,
+    shuffle=True, generator=torch.Generator().manual_seed(seed))``, so that loader gives the same
+    training as the arrays."""
+    from torch.utils.data import DataLoader, TensorDataset
+    if not isinstance(data, tuple):
+        return data
+    x, y = data
+    ds = TensorDataset(torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 0, 1))), torch.from_numpy(y))
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+def _batches(loader) -> Iterable:
+    """(x [T, B, ...] float32 numpy, y [B] int64) from a loader yielding (x [B, T, ...], y [B])."""
+    for xb, yb in loader:
+        yield np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1).astype(np.int64)
 
 
 def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
+    """All of ``data`` as ``(x [T, B, ...], y [B])`` for scoring: the arrays, or the loader's dataset
+    read in order (not through the loader's sampler, so its shuffling is not advanced)."""
+    from torch.utils.data import DataLoader, IterableDataset
     if isinstance(data, tuple):
         return data
-    xs, ys = zip(*[(np.moveaxis(np.asarray(xb, np.float32), 0, 1), np.asarray(yb).reshape(-1)) for xb, yb in data])
+    source = data if isinstance(data.dataset, IterableDataset) else \
+        DataLoader(data.dataset, batch_size=256, collate_fn=data.collate_fn)
+    xs, ys = zip(*_batches(source))
     return np.concatenate(xs, axis=1), np.concatenate(ys)
 
 
 def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOptions,
              input_shape: tuple, epochs: int = 5, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
              on_epoch: Callable[[EpochStats], None] | None = None,
-             on_batch: Callable[[int, float], None] | None = None) -> FinetuneResult:
+             on_batch: Callable[[int, float], None] | None = None, schedule: str = "cosine") -> FinetuneResult:
     """Fine-tune ``net`` in place with ``target``'s fixed-point forward in the loop.
 
-    data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, or a torch DataLoader
-    yielding ``(x [B, T, *input_shape], y [B])``. options: the compile options the deployment will
-    use (``snnhw compile`` with the same flags builds the same integers). The loss is the cross
-    entropy of the output layer's spike counts. Deterministic for a seed.
+    data: ``(x [T, B, *input_shape], y [B] integer labels)`` numpy arrays, shuffled into batches of
+    ``batch_size`` by a generator seeded with ``seed``; or a torch DataLoader yielding
+    ``(x [B, T, *input_shape], y [B])`` batches in its own order and size (``DataLoader(TensorDataset(
+    x [B, T, ...], y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``
+    trains exactly as the arrays). options: the compile options the deployment will use (``snnhw
+    compile`` with the same flags builds the same integers). The loss is the cross entropy of the
+    output layer's spike counts; Adam with learning rate ``lr``, decayed per epoch along a half cosine
+    (epoch ``e`` of ``E`` trains at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``) with ``schedule="cosine"``,
+    or kept with ``"constant"``. Deterministic for a seed (and a deterministic loader).
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise SnnhwError("finetune needs epochs >= 1, batch size >= 1 and a positive learning rate")
+    if schedule not in SCHEDULES:
+        raise SnnhwError(f"learning-rate schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     x_all, y_all = _arrays(data)
+    loader = _loader(data, batch_size, seed)
     y_all = np.asarray(y_all).astype(np.int64)
     start = time.perf_counter()
     float_g, fixed_g = deployment(net, input_shape, target, options)
@@ -337,12 +447,14 @@ def finetune(net: nn.Module, data, target: TargetDescription, options: CompileOp
     if y_all.min() < 0 or y_all.max() >= n_out:
         raise SnnhwError(f"labels must be integers in 0..{n_out - 1} (the output layer has {n_out} neurons)")
     from snnhw.targets.emu.emulator import Emulator
-    float_acc = _accuracy(Emulator(float_g).run(x_all).spikes[float_g.output.name], y_all)
+    float_acc = spike_count_accuracy(Emulator(float_g).run(x_all).spikes[float_g.output.name], y_all)
     result = FinetuneResult(float_acc, deployed_accuracy(fixed_g, x_all, y_all), 0.0, options=options)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     for epoch in range(1, epochs + 1):
         t0, losses = time.perf_counter(), []
-        for i, (xb, yb) in enumerate(_batches(data, batch_size, gen)):
+        for group in opt.param_groups:
+            group["lr"] = lr * (1 + np.cos(np.pi * (epoch - 1) / epochs)) / 2 if schedule == "cosine" else lr
+        for i, (xb, yb) in enumerate(_batches(loader)):
             float_g, fixed_g = deployment(net, input_shape, target, options)
             params = param_tensors(net, float_g, fixed_g)
             out = fixed_forward(fixed_g, _padded(fixed_g, xb), params)[fixed_g.output.name]

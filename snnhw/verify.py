@@ -28,10 +28,10 @@ import numpy as np
 from snnhw import build as b
 from snnhw.compile import compile_build
 from snnhw.compiler.lower_maxpool import float_reference, or_layers
-from snnhw.compiler.pipeline import CompileOptions
+from snnhw.compiler.pipeline import CompileOptions, compile_graph
 from snnhw.semantics import arrival, latency, pad_steps
 from snnhw.decode import UNDECIDED, Decoding, accuracy, agreement, nrmse
-from snnhw.errors import UnsupportedError
+from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.ir import Graph
 from snnhw.ir.onnx_io import to_onnx
 from snnhw.semantics import RunResult
@@ -419,3 +419,46 @@ def verify_build(float_g: Graph, build_dir: Path, x: np.ndarray, thresholds: Thr
         report["targets"][tname] = entry
     _verdict(report)
     return report
+
+
+def before_finetuning(report: dict, float_g: Graph, before_g: Graph, x: np.ndarray,
+                      options: dict[str, CompileOptions], labels: np.ndarray, decoding: Decoding = Decoding(),
+                      reference: tuple | None = None) -> dict:
+    """Fine-tuning's effect (``snnhw verify TUNED --before MODEL``): ``report``, the verify report of
+    the fine-tuned model (float IR ``float_g``), gains ``before``: the model before fine-tuning (float
+    IR ``before_g``, the same layers and shapes) scored on ``x``: its snntorch run (``reference``, when
+    given), its float IR, and per target its deployed score: its build compiled with that target's
+    ``options`` (those of the fine-tuned build) and run in the emulator, the semantics the fine-tuned
+    build's backend is checked against. Returns that entry."""
+    mine, theirs = ([f"{n.name} {tuple(n.shape)}" for n in g.nodes] for g in (before_g, float_g))
+    if mine != theirs:
+        i = next((i for i, (p, q) in enumerate(zip(mine, theirs)) if p != q), min(len(mine), len(theirs)))
+        at = lambda names: names[i] if i < len(names) else "no layer"
+        raise SnnhwError(f"--before is not the same network as the verified model (layer {i}: {at(mine)} vs "
+                         f"{at(theirs)}); pass the model that was fine-tuned, loading with the same --arch")
+    labels = decoding.check_labels(labels, x.shape[1], before_g.output.size)
+    out = before_g.output.name
+    entry = {"float_ir": _score(decoding, _float_run(before_g, x, decoding)[0], labels, out), "targets": {}}
+    if reference is not None:
+        spikes, mems = reference
+        if out in spikes and (not decoding.needs_membrane or out in mems):
+            entry["snntorch"] = _score(decoding, _scored(decoding, spikes, out, mems.get(out)), labels, out)
+    for tname, opts in options.items():
+        try:
+            fixed = compile_graph(before_g, load_target(tname), opts)
+        except UnsupportedError as exc:
+            entry["targets"][tname] = {"refused": str(exc)}
+            continue
+        entry["targets"][tname] = _emulated_score(fixed, x, decoding, labels)
+    report["before"] = entry
+    return entry
+
+
+def _emulated_score(fixed: Graph, x: np.ndarray, decoding: Decoding, labels) -> dict:
+    """The fixed IR in the emulator on ``x`` (with its latency's extra steps, the output aligned by its
+    arrival), scored as a deployed build is."""
+    T, out = x.shape[0], fixed.output.name
+    res = Emulator(fixed).run(pad_steps(x, latency(fixed)), record_state=decoding.needs_membrane)
+    s = arrival(fixed)[out]
+    membrane = res.voltage[out][s:s + T] * fixed.output.format.state_scale if decoding.needs_membrane else None
+    return _score(decoding, _scored(decoding, {out: res.spikes[out][s:s + T]}, out, membrane), labels, out)
