@@ -43,9 +43,9 @@ def mlp():
 
 def conv():
     x_train, x_test, y_train, y_test = digits_mlp.load_digits_split()
-    net = train_bptt(lambda: digits_conv.ConvNet(pooled=True), x_train.reshape(-1, 1, 8, 8), y_train, 10)
+    net = train_bptt(lambda: digits_conv.ConvNet("avgpool"), x_train.reshape(-1, 1, 8, 8), y_train, 10)
     enc = lambda x: digits_mlp.direct_encoding(x).reshape(digits_conv.NUM_STEPS, len(x), 1, 8, 8)
-    return ("digits conv, AvgPool2d folded", net, lambda: digits_conv.ConvNet(pooled=True), (1, 8, 8),
+    return ("digits conv, AvgPool2d folded", net, lambda: digits_conv.ConvNet("avgpool"), (1, 8, 8),
             (enc(x_train), y_train), (enc(x_test), y_test))
 
 

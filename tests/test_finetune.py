@@ -252,7 +252,7 @@ def test_pooled_conv_finetunes_and_compiles_to_what_it_was_trained_against(tmp_p
     import digits_conv
     import digits_mlp
     torch.manual_seed(0)
-    net = digits_conv.ConvNet(pooled=True)
+    net = digits_conv.ConvNet("avgpool")
     torch.save(net.state_dict(), tmp_path / "conv.pt")
     x_train, _, y_train, _ = digits_mlp.load_digits_split()
     x = digits_mlp.direct_encoding(x_train[:32], 6).reshape(6, 32, 1, 8, 8)
@@ -269,7 +269,7 @@ def test_pooled_conv_finetunes_and_compiles_to_what_it_was_trained_against(tmp_p
     rc, so, se = run_cli("run", tmp_path / "build", "-i", tmp_path / "x.npy", "-o", tmp_path / "out.npz")
     assert rc == 0, se
     ran = np.load(tmp_path / "out.npz")
-    tuned = digits_conv.ConvNet(pooled=True)
+    tuned = digits_conv.ConvNet("avgpool")
     tuned.load_state_dict(torch.load(tmp_path / "tuned.pt", weights_only=True))
     assert not torch.equal(tuned.fc.weight, net.fc.weight) and not torch.equal(tuned.conv.weight, net.conv.weight)
     _, fixed = deployment(tuned, (1, 8, 8), load("emu"), CompileOptions(input_bits=8, input_max=1.0, weight_bits=4))
