@@ -1,10 +1,11 @@
 """Fine-tuning on the examples: the digits MLP (examples/digits_mlp.py), the pooled digits conv net
-(examples/digits_conv.py, AvgPool2d folded into the Linear after it) and the Synaptic + RLeaky
-temporal-order net (examples/temporal_order.py). Per model and weight width: the snntorch float
+(examples/digits_conv.py, AvgPool2d folded into the Linear after it), the digits MLP with Synaptic
+neurons (defined here) and the Synaptic + RLeaky temporal-order net (examples/temporal_order.py).
+Per model and weight width: the snntorch float
 accuracy, the deployed accuracy (the target's fixed point, in the emulator) before and after
 `snnhw.finetune`, and the fine-tuning time.
 
-    python benchmarks/finetune_examples.py [--models mlp,conv,synaptic] [--bits 8,4] [--epochs 5]
+    python benchmarks/finetune_examples.py [--models mlp,conv,synaptic-digits,synaptic] [--bits 8,4] [--epochs 5]
         [--lr 2e-3] [--schedule cosine] [--target emu] [--threads 1]
 
 Each model is trained in float as its example does (seed 0) and fine-tuned on its training set;
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import snntorch as snn
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import digits_conv  # noqa: E402
@@ -49,6 +52,36 @@ def conv():
             (enc(x_train), y_train), (enc(x_test), y_test))
 
 
+class SynapticDigits(nn.Module):
+    """The digits MLP with ``snn.Synaptic`` neurons: 64-100-10, synaptic current decay alpha 0.8,
+    membrane decay beta 0.9, zero reset; the pixels fed every step (direct encoding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 100)
+        self.syn1 = snn.Synaptic(alpha=0.8, beta=0.9, reset_mechanism="zero")
+        self.fc2 = nn.Linear(100, 10)
+        self.syn2 = snn.Synaptic(alpha=0.8, beta=0.9, reset_mechanism="zero")
+
+    def forward(self, x):
+        """x: [B, 64] pixels in [0, 1]; returns output spikes [T, B, 10]."""
+        i1, v1 = self.syn1.init_synaptic()
+        i2, v2 = self.syn2.init_synaptic()
+        out = []
+        for _ in range(digits_mlp.NUM_STEPS):
+            s1, i1, v1 = self.syn1(self.fc1(x), i1, v1)
+            s2, i2, v2 = self.syn2(self.fc2(s1), i2, v2)
+            out.append(s2)
+        return torch.stack(out)
+
+
+def synaptic_digits():
+    x_train, x_test, y_train, y_test = digits_mlp.load_digits_split()
+    net = train_bptt(SynapticDigits, x_train, y_train, 15)
+    return ("digits Synaptic 64-100-10", net, SynapticDigits, (64,),
+            (digits_mlp.direct_encoding(x_train), y_train), (digits_mlp.direct_encoding(x_test), y_test))
+
+
 def synaptic():
     x_train, y_train = temporal_order.order_task(2000, seed=0)
     x_test, y_test = temporal_order.order_task(500, seed=1)
@@ -57,7 +90,7 @@ def synaptic():
             (x_test, y_test))
 
 
-MODELS = {"mlp": mlp, "conv": conv, "synaptic": synaptic}
+MODELS = {"mlp": mlp, "conv": conv, "synaptic-digits": synaptic_digits, "synaptic": synaptic}
 
 
 def float_accuracy(net, x: np.ndarray, y: np.ndarray) -> float:
@@ -69,7 +102,7 @@ def float_accuracy(net, x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="mlp,conv,synaptic")
+    ap.add_argument("--models", default="mlp,conv,synaptic-digits,synaptic", help=f"some of {', '.join(MODELS)}")
     ap.add_argument("--bits", default="8,4", help="weight widths, e.g. 8,4")
     ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
     ap.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate (first epoch)")

@@ -379,8 +379,8 @@ def verify(
     _check_shape(x, float_g, "--input")
     y = load_array(labels) if labels is not None else None
     reference, reference_error = None, None
-    from snnhw.frontends.snntorch_reference import reference_run
     if net is not None:
+        from snnhw.frontends.snntorch_reference import reference_run
         try:
             reference = reference_run(net, float_g.meta.get("forward", "per_step"), x)
         except SnnhwError as exc:
@@ -407,6 +407,7 @@ def verify(
                                                              trust_pickle=trust_pickle, dt=dt)
                 before_ref = None
                 if before_net is not None:
+                    from snnhw.frontends.snntorch_reference import reference_run
                     try:
                         before_ref = reference_run(before_net, before_g.meta.get("forward", "per_step"), x)
                     except SnnhwError as exc:  # then its float IR stands for it, and the table says so
