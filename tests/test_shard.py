@@ -215,9 +215,10 @@ def test_cli_run_streams_large_outputs_in_bounded_memory(tmp_path):
 
 @pytest.mark.lava
 @pytest.mark.slow
-def test_verify_emu_and_loihi_on_digits_is_the_same_whatever_the_sharding(digits_model, tmp_path):
+def test_verify_emu_and_loihi_on_digits_is_the_same_whatever_the_sharding(digits_model, tmp_path, monkeypatch):
     """The issue's done-means on 20 test digits: `verify --targets emu,loihi` gives the same report
     with one process, two workers and a local Ray cluster (Lava's runs are what is sharded)."""
+    monkeypatch.setenv("SNNHW_LAVA_TIMEOUT", "3600")  # behaviour, not speed: a loaded machine must not fail it
     x = np.load(digits_model["x"])[:, :20]
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", digits_model["labels"][:20])
