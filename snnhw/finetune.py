@@ -148,8 +148,9 @@ def float_synapses(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
     functions of the module's parameters: the module's own, or for a synapse the fold-linear pass
     composed with pooling, the composed map computed in torch from the unfolded layers."""
     out, unfolded = {}, None
+    in_float = {n.name for n in float_g.nodes}
     for fx in fixed_g.nodes[1:]:
-        if not isinstance(fx, (Dense, Conv2d)):
+        if not fx.is_synapse or fx.name not in in_float:  # a lowering's synapses are constants
             continue
         m = _module(net, fx.name)
         if isinstance(m, (nn.Linear, nn.Conv2d)) and tuple(m.weight.shape) == tuple(fx.weight.shape):

@@ -366,7 +366,7 @@ def test_readme_quick_start_on_a_tutorial_model_with_analog_input(tmp_path):
     assert np.load(tmp_path / "out.npz")["output"].shape == (25, 3, 10)
 
 
-def test_max_pooling_of_spikes_imports_exactly_and_is_refused_on_loihi():
+def test_max_pooling_of_spikes_imports_exactly_and_is_lowered_on_loihi():
     from snnhw.compiler.pipeline import CompileOptions, compile_graph
     from snnhw.targets import description
     torch.manual_seed(0)
@@ -380,5 +380,7 @@ def test_max_pooling_of_spikes_imports_exactly_and_is_refused_on_loihi():
     for layer in ("1", "5"):
         assert np.array_equal(got.spikes[layer], ref[layer])
     assert ref["5"].sum() > 0
-    with pytest.raises(UnsupportedError, match=r"layer 2: max pooling \(on spikes\) is not supported on loihi"):
-        compile_graph(g, description.load("loihi"), CompileOptions())
+    from snnhw.compiler.lower_maxpool import or_layers
+    fixed = compile_graph(g, description.load("loihi"), CompileOptions())
+    assert or_layers(fixed) == {"2.or": "2"}  # max pooling of spikes runs on loihi as an OR layer
+    assert not any(n.op == "Pool2d" for n in fixed.nodes)
