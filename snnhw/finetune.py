@@ -267,33 +267,60 @@ def fixed_forward(fixed_g: Graph, x: np.ndarray, params: dict | None = None) -> 
         T, B = src.shape[:2]
         if len(n.sources()) > 1:  # a population summing several paths (LIF.extra_inputs)
             src = sum(vals[s].reshape(T, B, -1) for s in n.sources())
-        p = params[n.name]
-        if isinstance(n, Dense):
-            y = src.reshape(T, B, -1) @ p["weight"].T
-            y = _delay(y, n.delay)
-            if "bias" in p:
-                y = y + p["bias"]
-            vals[n.name] = _overflow(y, n.acc) * (1 << n.out_shift)
-        elif isinstance(n, Conv2d):
-            y = F.conv2d(src.reshape(T * B, *src.shape[2:]), p["weight"], None, n.stride, n.padding, n.dilation,
-                         n.groups).reshape(T, B, *n.shape)
-            y = _delay(y, n.delay)
-            if "bias" in p:
-                y = y + p["bias"].reshape(-1, 1, 1)
-            vals[n.name] = _overflow(y, n.acc) * (1 << n.out_shift)
-        elif isinstance(n, Pool2d):
-            flat = src.reshape(T * B, *src.shape[2:])
-            y = F.max_pool2d(flat, n.kernel, n.stride) if n.mode == "max" else \
-                F.avg_pool2d(flat, n.kernel, n.stride, divisor_override=1)
-            vals[n.name] = y.reshape(T, B, *n.shape)
-        elif isinstance(n, Flatten):
-            vals[n.name] = src.reshape(T, B, -1)
-        elif n.is_population:
-            vals[n.name] = spikes[n.name] = _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
-        else:
+        kernel = _TORCH_KERNELS.get(type(n))  # the exact op: a plastic synapse has no entry
+        if kernel is None:
             raise UnsupportedError(f"finetune: layer {n.name} ({type(n).__name__}) has no fixed-point forward in "
                                    "torch; fine-tune a network of Dense/Conv2d synapses, pooling and LIF populations")
+        vals[n.name] = kernel(n, src, params[n.name])
+        if n.is_population:
+            spikes[n.name] = vals[n.name]
     return spikes
+
+
+def _synapse_out(n, y: torch.Tensor, bias) -> torch.Tensor:
+    """A synapse's output after its delay, bias, accumulator rule and out_shift."""
+    y = _delay(y, n.delay)
+    if bias is not None:
+        y = y + bias
+    return _overflow(y, n.acc) * (1 << n.out_shift)
+
+
+def _dense_kernel(n, src, p):
+    T, B = src.shape[:2]
+    return _synapse_out(n, src.reshape(T, B, -1) @ p["weight"].T, p.get("bias"))
+
+
+def _conv_kernel(n, src, p):
+    T, B = src.shape[:2]
+    y = F.conv2d(src.reshape(T * B, *src.shape[2:]), p["weight"], None, n.stride, n.padding, n.dilation,
+                 n.groups).reshape(T, B, *n.shape)
+    bias = p.get("bias")
+    return _synapse_out(n, y, None if bias is None else bias.reshape(-1, 1, 1))
+
+
+def _pool_kernel(n, src, p):
+    T, B = src.shape[:2]
+    flat = src.reshape(T * B, *src.shape[2:])
+    y = F.max_pool2d(flat, n.kernel, n.stride) if n.mode == "max" else \
+        F.avg_pool2d(flat, n.kernel, n.stride, divisor_override=1)
+    return y.reshape(T, B, *n.shape)
+
+
+def _population_kernel(n, src, p):
+    T, B = src.shape[:2]
+    return _population(n, src.reshape(T, B, -1), p).reshape(T, B, *n.shape)
+
+
+_TORCH_KERNELS = {
+    Dense: _dense_kernel,
+    Conv2d: _conv_kernel,
+    Pool2d: _pool_kernel,
+    Flatten: lambda n, src, p: src.reshape(*src.shape[:2], -1),
+    LIF: _population_kernel,
+}
+"""The fixed-point forward of each op in torch (``kernel(node, input, params) -> output``), equal to
+the emulator's kernels bit for bit. A plastic synapse has
+no entry: its weights change during a run, which fine-tuning does not model."""
 
 
 def _integers(n) -> dict:
