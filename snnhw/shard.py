@@ -155,6 +155,7 @@ def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, s
                 raise _failed(s, exc) from None
         return
     pool = multiprocessing.get_context("spawn").Pool(workers, initializer=unwind_on_sigterm)
+    finished = False
     try:
         todo, pending = iter(shards), deque()
 
@@ -173,9 +174,12 @@ def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, s
                 raise _failed(s, exc) from None
             submit()
             yield s, 0, res
-        pool.close()
+        finished = True
     finally:
-        pool.terminate()  # SIGTERM to every worker still running (their cleanup runs), then reaped
+        if finished:  # every worker is idle: they exit on their own (a SIGTERM now would land in their exit)
+            pool.close()
+        else:  # a failure or an interrupt: SIGTERM to every worker still running (their cleanup runs)
+            pool.terminate()
         pool.join()
 
 

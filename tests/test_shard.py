@@ -64,6 +64,23 @@ def test_local_workers_equal_one_process(emu_build):
         _assert_same(run_sharded("emu", d / "b", x, record_state=True, sharding=Sharding(workers), max_samples=8), ref)
 
 
+def test_workers_of_a_finished_run_exit_on_their_own_and_a_failed_run_terminates_them(emu_build, monkeypatch):
+    """SIGTERM only stops work: sent to idle workers it lands in their interpreter's exit (logging and
+    threading shutdown interrupted; seen hanging CI in `report --workers 2`)."""
+    import multiprocessing.pool
+    terminated = []
+    real = multiprocessing.pool.Pool.terminate
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: terminated.append(1) or real(self))
+    d, x = emu_build
+    run_sharded("emu", d / "b", x, sharding=Sharding(2), max_samples=8)
+    assert terminated == []
+    bad = x.copy()
+    bad[0, 30, 0] = 2.0
+    with pytest.raises(SnnhwError, match="failed"):
+        run_sharded("emu", d / "b", bad, sharding=Sharding(2), max_samples=8)
+    assert terminated == [1]
+
+
 def test_a_local_ray_cluster_equals_one_process(emu_build):
     d, x = emu_build
     ref = run_build("emu", str(d / "b"), False, x)
