@@ -6,6 +6,7 @@ import numpy as np
 from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat, StateFormat
 from snnhw.targets.description import load
 from snnhw.targets.fpga.plan import build_plan
+from snnhw.targets.fpga import gatelevel, pnr
 from snnhw.targets.fpga.pnr import NO_OPEN_FLOW, place_and_route, place_and_route_all
 from snnhw.targets.fpga.render import write_design
 
@@ -38,6 +39,7 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
     first = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "a")
     second = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "b")
     assert first == second and first["fits"]
+    assert first["gate_level"]["equal"] and first["gate_level"]["rtl_spikes"] > 0, first["gate_level"]
     assert 1.0 < first["fmax_mhz"] < 500.0
     assert first["utilization"]["ICESTORM_LC"]["used"] > 50
     assert first["utilization"]["ICESTORM_RAM"]["used"] >= 1, "weights must be in block RAM"
@@ -60,3 +62,21 @@ def test_devices_without_an_open_flow_get_synthesis_only(tmp_path):
     assert devices, "the Xilinx devices have no open place-and-route flow"
     fits = [{"device": d["name"], "fits": True} for d in devices]
     assert place_and_route_all(None, tmp_path, devices, fits, tmp_path) == {d["name"]: NO_OPEN_FLOW for d in devices}
+
+
+def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeypatch):
+    """The gate-level check compares yosys's netlist with the RTL; a netlist with every LUT's first
+    two inputs swapped (as a mis-mapping tool would leave it) is caught: no bitstream, the reason
+    in the result."""
+    plan = _design(tmp_path, n_in=6, hidden=4)
+    real = gatelevel.check
+
+    def broken(plan, rtl_dir, netlist):
+        text = netlist.read_text()
+        netlist.write_text(text.replace(".I0(", ".I_SWAP(").replace(".I1(", ".I0(").replace(".I_SWAP(", ".I1("))
+        return real(plan, rtl_dir, netlist)
+    monkeypatch.setattr(pnr.gatelevel, "check", broken)
+    res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
+    assert res["fits"] and res["bitstream"] is None and not res["gate_level"]["equal"]
+    assert res["bitstream_withheld"].startswith("the synthesized netlist differs from the RTL")
+    assert not list(tmp_path.glob("*.bin"))

@@ -22,6 +22,7 @@ from snnhw.ir import Graph
 from snnhw.semantics import RunResult, quantize_input
 from snnhw.targets.contract import load_fixed, refuse_foreign_build, verified_file
 from snnhw.targets.description import TargetDescription, load
+from snnhw.targets.fpga.lanes import choose as choose_lanes
 from snnhw.targets.fpga.plan import DesignPlan, build_plan
 from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.report import build_report, write_report
@@ -38,12 +39,12 @@ class FpgaBackend:
     def __init__(self, target: TargetDescription):
         self.target = target
 
-    def plan(self, graph: Graph) -> DesignPlan:
+    def plan(self, graph: Graph, lanes: int | str | None = None) -> DesignPlan:
         """The hardware plan of an fpga build's fixed IR (refuses other targets' builds and what the RTL
-        cannot run)."""
+        cannot run), with ``lanes`` synapse lanes per core (default: snnhw.targets.fpga.lanes)."""
         refuse_foreign_build(graph, self.target)
         legalize(graph, self.target)
-        return build_plan(graph, self.target)
+        return choose_lanes(lambda p: build_plan(graph, self.target, p), self.target.raw["hardware"], lanes)
 
     def check(self, graph: Graph) -> None:
         self.plan(graph)
@@ -60,14 +61,17 @@ class FpgaBackend:
         weights = sum(c.weights.size + (c.rec_weights.size if c.has_rec else 0) for c in plan.cores)
         return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
 
-    def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None) -> list[str]:
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None,
+             lanes: int | str | None = None) -> list[str]:
         """Write ``rtl/*`` and (with ``reports``) ``fpga_report.json`` into ``build_dir``; return their
         paths relative to it.
 
         synthesize: run the two yosys flows (default: see :meth:`_synthesis_enabled`).
+        lanes: synapse lanes per core, an integer or "auto" (default: ``SNNHW_FPGA_LANES``, then
+        ``[hardware].lanes``; snnhw.targets.fpga.lanes).
         """
         build_dir = Path(build_dir)
-        plan = self.plan(graph)
+        plan = self.plan(graph, lanes)
         rtl = build_dir / RTL_DIR
         names = write_design(plan, rtl)
         if not reports:
@@ -77,7 +81,7 @@ class FpgaBackend:
         for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report
             scratch.unlink()
         bitstreams = sorted(p["bitstream"] for p in report.get("place_and_route", {}).values()
-                            if isinstance(p, dict) and p.get("fits"))
+                            if isinstance(p, dict) and p.get("bitstream"))
         return [f"{RTL_DIR}/{n}" for n in names] + [REPORT] + bitstreams
 
     def run(self, build_dir: Path, x: np.ndarray, record_state: bool = False) -> RunResult:
