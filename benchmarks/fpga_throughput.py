@@ -133,7 +133,7 @@ def main():
                     formula_ok, acc))
     rows.append(tutorial_row(lanes))
     head = ("network", "device", "P", "weight bits", "LC (nextpnr)", "iCE40 LUT/FF/BRAM/DSP (yosys)", "Fmax MHz",
-            "cycles/step (sim)", "images/s", "accuracy", "bitstream")
+            "cycles/step (sim, incl. input streaming)", "images/s", "accuracy", "bitstream")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(r))
