@@ -13,7 +13,7 @@ from snnhw.targets.fpga.render import write_design
 ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice TN1248)
 
 
-def _design(tmp_path, n_in=16, hidden=12):
+def _design(tmp_path, n_in=16, hidden=12, lanes=2):
     fmt = NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
     rng = np.random.default_rng(0)
     lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
@@ -23,7 +23,7 @@ def _design(tmp_path, n_in=16, hidden=12):
                lif("lif1", "fc1", hidden),
                Dense("fc2", "lif1", rng.integers(-127, 128, (4, hidden)), acc=StateFormat(17, "saturate")),
                lif("lif2", "fc2", 4)], kind="fixed", target="fpga").validate()
-    plan = build_plan(g, load("fpga"))
+    plan = build_plan(g, load("fpga"), lanes)
     write_design(plan, tmp_path / "rtl")
     return plan
 
