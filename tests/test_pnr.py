@@ -50,7 +50,7 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
 
 
 def test_a_design_larger_than_the_device_is_reported_not_placed(tmp_path):
-    plan = _design(tmp_path)
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
     tiny = {**_up5k(), "name": "iCE40 LP384", "part": "lp384", "package": "qn32"}  # 384 cells, no block RAM
     res = place_and_route(plan, tmp_path / "rtl", tiny, tmp_path)
     assert res["fits"] is False and res["reason"]
@@ -68,7 +68,7 @@ def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeyp
     """The gate-level check compares yosys's netlist with the RTL; a netlist with every LUT's first
     two inputs swapped (as a mis-mapping tool would leave it) is caught: no bitstream, the reason
     in the result."""
-    plan = _design(tmp_path, n_in=6, hidden=4)
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
     real = gatelevel.check
 
     def broken(plan, rtl_dir, netlist):

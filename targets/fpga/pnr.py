@@ -60,7 +60,6 @@ def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path
     script = f"read_verilog {sources}; synth_ice40 -dsp -top {top} -json {NETLIST}; write_verilog -noattr {GATE_NETLIST}"
     try:
         run_tool(["yosys", "-q", "-l", "pnr_yosys.log", "-p", script], rtl_dir, PNR_TIMEOUT_S, "yosys (place and route)")
-        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST)
         args = [*_command(device), "--json", NETLIST, "--asc", ASC, "--report", REPORT,
                 "--seed", str(SEED), "--timing-allow-fail", "--pcf-allow-unconstrained", "-q"]
         done = run_tool(args, rtl_dir, PNR_TIMEOUT_S, "nextpnr", check=False)
@@ -69,6 +68,7 @@ def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path
             return {"device": device["name"], "fits": False,
                     "reason": (lines or [f"nextpnr exit code {done.returncode}"])[0].strip()}
         report = json.loads((rtl_dir / REPORT).read_text())
+        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST)
         name = bitstream_name(device) if gate["equal"] else None
         if name:
             run_tool(["icepack", ASC, str(Path(out_dir).resolve() / name)], rtl_dir, PNR_TIMEOUT_S, "icepack")
