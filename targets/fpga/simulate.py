@@ -68,7 +68,7 @@ def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
 
 
 def estimated_cycles(plan: DesignPlan, steps: int, samples: int) -> int:
-    """Upper bound of simulated cycles: every list full every step (see :mod:`report`)."""
+    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`)."""
     per_step = step_cycles(plan, [c.source.size for c in plan.cores], [c.size if c.has_rec else 0 for c in plan.cores])
     return samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
 
