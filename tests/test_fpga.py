@@ -456,3 +456,18 @@ def test_lanes_bit_exact_recurrent_graded_and_cycles(tmp_path):
         events = _events(g, x_int, ref.spikes, plan)
         expected = [[step_cycles(plan, *events(t, b)) for t in range(10)] for b in range(2)]
         np.testing.assert_array_equal(sim.cycles, expected, err_msg=f"P={lanes} cycles")
+
+
+def test_run_plans_with_the_lanes_the_build_was_emitted_with(tmp_path, monkeypatch):
+    """A build emitted on 2 lanes is simulated (simulator choice, timeout) as a 2-lane design even
+    when SNNHW_FPGA_LANES says otherwise at run time; results equal the emulator."""
+    g = _small_compiled()
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "2")
+    build = _build(g, tmp_path / "b")
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "8")
+    seen, real = [], fpga_backend.simulate
+    monkeypatch.setattr(fpga_backend, "simulate", lambda plan, *a, **k: seen.append(plan) or real(plan, *a, **k))
+    x = np.random.default_rng(2).integers(0, 2, (5, 1, 20))
+    res = BACKEND.run(build, x)
+    assert {c.lanes for c in seen[0].cores} == {2}
+    np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])

@@ -10,6 +10,7 @@ this backend's own target description.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -89,10 +90,10 @@ class FpgaBackend:
         every population and the RTL's overflow counts. Input values are quantized on the host
         (snnhw.semantics.quantize_input, which counts ``input_saturate``) as the RTL takes integers."""
         graph = load_fixed(build_dir)
-        plan = self.plan(graph)
+        hashes = read_manifest(build_dir)["files"]
+        plan = self.plan(graph, _emitted_lanes(build_dir, hashes))
         res = RunResult(overflow_source=OVERFLOW_SOURCE)
         x_int = quantize_input(graph, x, res).astype(np.int64)
-        hashes = read_manifest(build_dir)["files"]
         rtl = sorted(f for f in hashes if f.startswith(f"{RTL_DIR}/"))
         sim = simulate(plan, [verified_file(build_dir, f) for f in rtl], x_int, trace=record_state)
         if sim.sources != {Path(f).name: hashes[f] for f in rtl}:
@@ -115,6 +116,16 @@ class FpgaBackend:
         if lowered:
             out.append(f"lowered for fpga ({lowered}): populations fed by a convolution are flat (C-order)")
         return out
+
+
+def _emitted_lanes(build_dir: Path, hashes: dict) -> int | None:
+    """The synapse lanes the build's RTL was generated with, from its hash-checked fpga_report.json
+    (None without a report: the default applies). The testbench's ports do not depend on P; the
+    plan's P sizes the simulator choice and the timeout (snnhw.targets.fpga.simulate)."""
+    if REPORT not in hashes:
+        return None
+    layers = json.loads(verified_file(build_dir, REPORT).read_text())["cycles"]["layers"]
+    return int(layers[0]["lanes"]) if layers else None
 
 
 BACKEND = FpgaBackend(load("fpga"))
