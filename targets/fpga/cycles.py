@@ -9,7 +9,7 @@ pipeline. The simulation reports the cycles per step; tests compare them with th
 """
 from __future__ import annotations
 
-WALK_STAGES = 3          # event read, weight read, lane product -> accumulator (W1..W3 in lif_core.v.j2)
+WALK_STAGES = 4          # event read, weight read, read data registered, lane product -> accumulator (lif_core.v.j2)
 FLUSH = 1                # the token that hands the last group's sums to the update
 UPDATE_STAGES = 10       # state read .. write-back (U1..U10)
 START_DONE = 2           # the start pulse into the core and its done pulse out
