@@ -22,7 +22,7 @@ system-deps:
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[torch,loihi,dev]"
+	$(PY) -m pip install -q -e ".[torch,loihi,ecp5,dev]"
 	# lava-nc 0.10.0 declares Python<3.11, so pip refuses it as a dependency; its requirements come
 	# from the [loihi] extra above and snnhw.targets.loihi.lava_compat makes it import on 3.11.
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0

@@ -71,10 +71,10 @@ def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeyp
     plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
     real = gatelevel.check
 
-    def broken(plan, rtl_dir, netlist):
+    def broken(plan, rtl_dir, netlist, *flow):
         text = netlist.read_text()
         netlist.write_text(text.replace(".I0(", ".I_SWAP(").replace(".I1(", ".I0(").replace(".I_SWAP(", ".I1("))
-        return real(plan, rtl_dir, netlist)
+        return real(plan, rtl_dir, netlist, *flow)
     monkeypatch.setattr(pnr.gatelevel, "check", broken)
     res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
     assert res["fits"] and res["bitstream"] is None and not res["gate_level"]["equal"]

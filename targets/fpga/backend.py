@@ -67,7 +67,7 @@ class FpgaBackend:
         """Write ``rtl/*`` and (with ``reports``) ``fpga_report.json`` into ``build_dir``; return their
         paths relative to it.
 
-        synthesize: run the two yosys flows (default: see :meth:`_synthesis_enabled`).
+        synthesize: run the yosys flows of report.FLOWS (default: see :meth:`_synthesis_enabled`).
         lanes: synapse lanes per core, an integer or "auto" (default: ``SNNHW_FPGA_LANES``, then
         ``[hardware].lanes``; snnhw.targets.fpga.lanes).
         """

@@ -1,9 +1,10 @@
 """Gate-level check: the netlist yosys synthesized for the device behaves as the RTL does.
 
-yosys ``synth_ice40`` writes the netlist that nextpnr places also as Verilog (``write_verilog``).
-This module simulates that netlist with yosys's own models of the iCE40 cells
-(``share/ice40/cells_sim.v``, compiled with ``-DNO_ICE40_DEFAULT_ASSIGNMENTS`` for Icarus) and the
-RTL board top, both driven by ``gate_tb`` with the same pseudo-random input, and compares every
+yosys (``synth_ice40``, ``synth_ecp5``) writes the netlist that nextpnr places also as Verilog
+(``write_verilog``). This module simulates that netlist with yosys's own models of the family's
+cells (``share/ice40/cells_sim.v`` compiled with ``-DNO_ICE40_DEFAULT_ASSIGNMENTS`` for Icarus;
+``share/ecp5/cells_sim.v``; the flows are in targets/fpga/pnr.py) and the RTL board top, both
+driven by ``gate_tb`` with the same pseudo-random input, and compares every
 spike and every step's cycle count. Only an equal netlist gets a bitstream (targets/fpga/pnr.py):
 a tool that mis-maps the design (as yosys 0.23's ``ice40_dsp`` did with registers around the
 decay multipliers, docs/targets/fpga.md) would otherwise ship hardware that is not what was
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snnhw.errors import SnnhwError
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.render import _environment, design_sources, hex_words
 from snnhw.targets.fpga.simulate import input_events
@@ -29,14 +31,15 @@ TIMEOUT_S = 1800.0
 OUT = "gate_out.txt"
 
 
-def cells_library() -> Path:
-    """yosys's simulation models of the iCE40 cells (next to the yosys binary's share directory)."""
+def cells_library(models: str) -> Path:
+    """yosys's simulation models of a family's cells, ``models`` relative to the share directory next
+    to the yosys binary (e.g. ``ice40/cells_sim.v``)."""
     yosys = Path(require("yosys")).resolve()
     for share in (yosys.parent.parent / "share" / "yosys", Path("/usr/share/yosys"), Path("/usr/local/share/yosys")):
-        lib = share / "ice40" / "cells_sim.v"
+        lib = share / models
         if lib.exists():
             return lib
-    raise FileNotFoundError("yosys's ice40/cells_sim.v was not found next to the yosys binary")
+    raise SnnhwError(f"yosys's {models} was not found next to the yosys binary")
 
 
 def stimulus(plan: DesignPlan) -> np.ndarray:
@@ -66,9 +69,10 @@ def _run(plan: DesignPlan, job: Path, sources: list, defines: list) -> str:
     return (job / OUT).read_text() if (job / OUT).exists() else ""
 
 
-def check(plan: DesignPlan, rtl_dir: Path, netlist: Path) -> dict:
+def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: str, defines: tuple) -> dict:
     """Simulate the RTL board top and the synthesized ``netlist`` on the same input; ``equal`` when
-    their spikes and cycle counts agree line for line, else ``reason`` names the first difference."""
+    their spikes and cycle counts agree line for line, else ``reason`` names the first difference.
+    models, defines: the family's cell models (:func:`cells_library`) and their Icarus defines."""
     rtl_dir = Path(rtl_dir)
     with tempfile.TemporaryDirectory(prefix="snnhw-gate-") as tmp:
         job = Path(tmp)
@@ -77,7 +81,8 @@ def check(plan: DesignPlan, rtl_dir: Path, netlist: Path) -> dict:
                 shutil.copyfile(f, job / f.name)
         board = f"{plan.top}_board.v"
         rtl = _run(plan, job, design_sources(plan) + [board], [])
-        gate = _run(plan, job, [cells_library(), Path(netlist).resolve()], ["-DNO_ICE40_DEFAULT_ASSIGNMENTS"])
+        lib = cells_library(models)
+        gate = _run(plan, job, [lib, Path(netlist).resolve()], [*defines, f"-I{lib.parent}"])
     spikes = sum(ln.startswith("S ") for ln in rtl.splitlines())
     out = {"simulator": "icarus", "steps": STEPS, "input_density": DENSITY, "seed": SEED, "rtl_spikes": spikes}
     if rtl == gate and rtl.endswith("END\n"):

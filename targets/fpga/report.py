@@ -10,7 +10,7 @@ from pathlib import Path
 
 from snnhw.targets.fpga.cycles import FORMULA, step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
-from snnhw.targets.fpga.pnr import board_top, place_and_route_all
+from snnhw.targets.fpga.pnr import FLOWS as PNR_FLOWS, board_top, place_and_route_all
 from snnhw.targets.fpga.render import design_sources
 from snnhw.targets.fpga.tools import run_tool
 
@@ -83,6 +83,14 @@ def _ice40_resources(cells: dict) -> dict:
             "dsp": _count(cells, ICE40_CELLS["dsp"]), "bram_unit": "SB_RAM40_4K (4 kbit)"}
 
 
+def _ecp5_resources(cells: dict) -> dict:
+    """LUT4s (a TRELLIS_DPR16X4 distributed RAM takes the 4 LUTs of its half-PFU as memory), FFs,
+    DP16KD (18 kbit EBR) and MULT18X18D (none: the ecp5 flow maps multipliers to LUTs, pnr.FLOWS)."""
+    lutram = 4 * cells.get("TRELLIS_DPR16X4", 0)
+    return {"lut": cells.get("LUT4", 0) + lutram, "lut_as_memory": lutram, "ff": cells.get("TRELLIS_FF", 0),
+            "bram": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0), "bram_unit": "DP16KD (18 kbit)"}
+
+
 def _xilinx_resources(cells: dict) -> dict:
     ff = sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE"))
     lutram = sum(n * cells.get(k, 0) for k, n in XILINX_LUTRAM.items())
@@ -91,8 +99,9 @@ def _xilinx_resources(cells: dict) -> dict:
             "bram_unit": "RAMB36E1 (36 kbit; a RAMB18E1 counts 0.5)"}
 
 
-FLOWS = {
-    "ice40": ("synth_ice40 -dsp -top {top}", _ice40_resources),
+FLOWS = {  # the place-and-route families synthesize as they are placed (pnr.FLOWS)
+    "ice40": (f"{PNR_FLOWS['ice40'].synth} -top {{top}}", _ice40_resources),
+    "ecp5": (f"{PNR_FLOWS['ecp5'].synth} -top {{top}}", _ecp5_resources),
     "xilinx": ("synth_xilinx -family xc7 -flatten -noiopad -top {top}", _xilinx_resources),
 }
 
