@@ -47,11 +47,13 @@ ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into 
                "docs/python-api.md)")
 
 
-def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None) -> np.ndarray:
-    """The input array of --input, spike-encoded when --encode is given."""
+def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None,
+                mmap: bool = False) -> np.ndarray:
+    """The input array of --input, spike-encoded when --encode is given (mmap: a .npy file is mapped
+    read-only, see snnhw.arrays.load_array)."""
     from snnhw.arrays import check_samples, load_array
     from snnhw.encoders import encode as encode_array
-    x = load_array(path)
+    x = load_array(path, mmap=mmap and encode is None)
     if encode is None:
         if steps is not None or seed is not None:
             raise SnnhwError("--steps and --seed need --encode rate|latency|delta")
@@ -205,7 +207,7 @@ def run(
     from snnhw.arrays import StreamedNpz, check_output_file
     from snnhw.build import load_build
     from snnhw.safety import check_disjoint
-    from snnhw.semantics import RunResult, latency, pad_steps, quantize_input
+    from snnhw.semantics import RunResult, latency, quantize_input
     from snnhw.shard import DEFAULT_SHARD_SAMPLES, plan_blocks, stream_sharded
     from snnhw.targets import load as load_target
     from snnhw.targets.contract import backend_for
@@ -215,7 +217,7 @@ def run(
     g, manifest = load_build(build)
     keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
-    x = _load_input(input, encode, steps, seed)
+    x = _load_input(input, encode, steps, seed, mmap=True)
     for s0 in range(0, x.shape[1], DEFAULT_SHARD_SAMPLES):  # validates shape and values before any backend
         quantize_input(g, x[:, s0:s0 + DEFAULT_SHARD_SAMPLES])  # starts, a few samples at a time (memory)
     with tempfile.TemporaryDirectory(prefix="snnhw-retarget-") as tmp:
@@ -227,9 +229,8 @@ def run(
         pad = latency(g) if extra_steps is None else extra_steps
         if pad < 0:
             raise SnnhwError("--extra-steps must be >= 0")
-        x = pad_steps(x, pad)
         sharding = _sharding(workers, ray)
-        T, B = x.shape[:2]
+        T, B = x.shape[0] + pad, x.shape[1]  # each shard's slice is padded, never the whole input
         stored = [n for n in g.neurons if keep is None or n.name in keep]
         shapes = {n.name: (T, B, *n.shape) for n in stored}
         if record_state:
@@ -239,7 +240,7 @@ def run(
         spikes = {n.name: 0 for n in stored}
         with StreamedNpz(output, shapes, {"output": g.output.name}) as npz, \
                 out.status(f"running {T} steps x {B} samples on {tgt.name} ({sharding.describe()})"):
-            blocks = stream_sharded(tgt.name, Path(build), x, record_state, sharding, samples, keep, chunk)
+            blocks = stream_sharded(tgt.name, Path(build), x, record_state, sharding, samples, keep, chunk, pad)
             with closing(blocks):
                 for shard, t0, part in blocks:
                     for name, s in part.spikes.items():
@@ -254,7 +255,7 @@ def run(
                     res.overflow_source = part.overflow_source
             npz.finish()
     summary = {"target": tgt.name, "build_target": manifest["target"], "retargeted": g.target != manifest["target"],
-               "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
+               "timesteps": T, "batch": B, "appended_steps": pad,
                "spikes": spikes, "overflow": res.overflow,
                "overflow_source": res.overflow_source, "output_file": str(output)}
     if as_json:
