@@ -1,4 +1,5 @@
-"""Quantization pass: float IR -> fixed-point IR with per-layer power-of-two scales.
+"""Quantization pass: float IR -> fixed-point IR with per-layer power-of-two scales (refined per neuron
+by per-channel steps where a layer's rows would lose bits).
 
 Scales (float value of one integer unit) are tracked along the graph:
 * the input: binary spikes have scale 1; graded input gets 2^-k, the largest k with
@@ -12,7 +13,12 @@ Scales (float value of one integer unit) are tracked along the graph:
   within the weight bits; with calibration data also the largest |u|, |v| inside the registers, but
   never at the cost of more than ``weight_bits - MIN_WEIGHT_BITS`` weight bits (beyond that the
   predicted overflow is reported instead);
-* a population's state LSB is ``S / 2^input_shift`` for its input scale S; thresholds and biases
+* per-channel steps (:func:`channel_gains`, ``--channel-steps``, targets with
+  ``features.channel_steps``): where a layer's rows would lose effective bits, each neuron of a
+  Dense-fed population gets its own step, the layer's divided by a gain >= 1 that lets its row use
+  the whole weight range within every bound; its threshold, bias and state unit scale with it;
+* a population's state LSB is ``S / 2^input_shift`` for its input scale S (per neuron with
+  per-channel steps); thresholds and biases
   are rounded in those units (thresholds to multiples of 2^threshold_lsb_bits); decays become
   integers in units of 2^-decay_bits. A population without current decay (alpha = 0) takes the
   biases of its Dense and recurrent synapses into its own bias (exactly the same sum, 2^input_shift times finer).
@@ -38,9 +44,9 @@ from snnhw.targets.description import TargetDescription
 MIN_WEIGHT_BITS = 4  # effective bits (sign included) a weight matrix keeps at least; fewer is warned
 MIN_INPUT_BITS = 4   # effective bits graded input keeps at least when traded for weight bits
 CHANNEL_STEPS = ("auto", "on", "off")  # per-channel weight steps: where rows lose bits, wherever a row gains, never
-MAX_CHANNEL_GAIN = 24  # at most this many extra bits per row (a row of tiny weights is bounded by its threshold too)
+MAX_CHANNEL_BITS = 24  # a row's step is at most 2^24 times finer than its layer's (its threshold bounds it too)
 WARNINGS = "quantization_warnings"
-CHANNEL_META = "channel_steps"  # Graph.meta: JSON {"policy", "layers": {population: {synapse, extra_bits, ...}}}
+CHANNEL_META = "channel_steps"  # Graph.meta: JSON {"policy", "layers": {population: {synapse, gain, ...}}}
 
 
 def _exp_for(max_abs: float, limit: float) -> int:
@@ -85,7 +91,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     ranges: calibrated state ranges (compiler.calibrate.state_ranges); each population's scale then
     also keeps its largest calibrated |u| and |v| inside the current and voltage registers.
     channel_steps: per-channel weight steps (one of CHANNEL_STEPS, see :func:`channel_gains`):
-    ``auto`` where a layer's rows would lose effective bits, ``on`` wherever a row gains a bit,
+    ``auto`` where a layer's rows would lose effective bits, ``on`` wherever a row gains,
     ``off`` never; only on targets whose description allows them (``features.channel_steps``).
     """
     if g.kind != "float":
@@ -121,7 +127,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     folded = _folded_biases(g)
     policy = channel_steps if target.features.channel_steps else "off"
     gains = channel_gains(g, num, wb, scale, out_exp, rec_exp, ranges, policy)
-    row_gain = {g.node(pop).input: 2.0 ** k for pop, k in gains.items()}  # per synapse: 2^k_i per row
+    row_gain = {g.node(pop).input: k for pop, k in gains.items()}  # per synapse: gain_i per row
     for name, k in rec_exp.items():
         e = out_exp[g.feeding_synapse(g.node(name).input)[0].name] - k
         if e > 0 and not ranges:
@@ -146,10 +152,10 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
             e = out_exp[g.feeding_synapse(n.input)[0].name] - rec_exp[n.name] if n.name in rec_exp else 0
-            unit = scale[n.input] * 2.0 ** -gains[n.name] if n.name in gains else scale[n.input]
+            unit = scale[n.input] / gains[n.name] if n.name in gains else scale[n.input]
             nodes.append(_quantize_pop(n, unit, num, wmax, not np.any(n.alpha), extra, e))
-    summary = {pop: {"synapse": g.node(pop).input, "extra_bits": [int(k.min()), int(k.max())],
-                     "neurons_gaining": int(np.count_nonzero(k))} for pop, k in gains.items()}
+    summary = {pop: {"synapse": g.node(pop).input, "gain": [float(k.min()), float(k.max())],
+                     "neurons_gaining": int(np.count_nonzero(k > 1))} for pop, k in gains.items()}
     fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name,
                   meta=dict(g.meta, weight_bits=str(wb), **{CHANNEL_META: json.dumps({"policy": policy,
                                                                                      "layers": summary})}))
@@ -354,21 +360,26 @@ def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: 
 
 def channel_gains(g: Graph, num, wb: int, scale: dict, out_exp: dict, rec_exp: dict, ranges: dict | None,
                   policy: str) -> dict:
-    """Per population given per-channel steps, ``k`` (int array, one per neuron, >= 0): neuron i's
-    incoming weight rows (feed-forward and recurrent), synapse bias, threshold, bias and state unit
-    are all 2^k_i times finer than the layer's. Scaling neuron i's whole input by 2^k_i scales its
-    current and voltage by 2^k_i, so with per-neuron thresholds and biases the fixed network is the
-    same network at a finer quantization of that row: the IR and every backend run it unchanged.
+    """Per population given per-channel steps, its gains (float array, one per neuron, >= 1): neuron
+    i's incoming weight rows (feed-forward and recurrent) and synapse bias are quantized with the
+    layer's step divided by ``gain_i``, and its threshold, bias and state unit are ``gain_i`` times
+    finer. Scaling neuron i's whole input by any factor scales its current and voltage by it (the
+    LIF update is linear in u and v, the reset subtracts the threshold or zeroes v, and the decays
+    are unchanged), so the float network with row i, bias i and threshold i scaled by ``gain_i`` is
+    the same network; the fixed one quantizes that, and with per-neuron thresholds and biases the IR
+    and every backend run it unchanged. The gain need not be a power of two: a row takes the whole
+    weight range (a power-of-two step wastes up to one bit per row; measured in docs/examples.md).
 
     Eligible: a 1-D population fed directly by a static Dense (a Conv2d keeps one step per layer:
     its population is C x H x W, and targets take per-neuron parameters of 1-D populations; a plastic
     synapse changes its weights during a run; a population summing several paths keeps the unit its
-    first path sets). k_i is the largest gain keeping, for that neuron, every bound the layer's step
-    keeps: its weights (both paths) within the weight bits, its threshold within ``threshold_max``,
-    its total bias within ``bias_max``, its worst-case synaptic sums (feed-forward and recurrent,
-    every input at its largest) within the larger of the layer's largest and what neither fires the
-    accumulator rule nor leaves the current register in one step (:func:`_sum_room`, shared by the
-    two paths), and, with calibration, the layer's calibrated state range. A row of zeros keeps k = 0.
+    first path sets). ``gain_i`` is the largest keeping, for that neuron, every bound the layer's
+    step keeps: its weights (both paths) within the weight bits, its threshold within
+    ``threshold_max``, its total bias within ``bias_max``, its worst-case synaptic sums (feed-forward
+    and recurrent, every input at its largest) within the larger of the layer's largest and what
+    neither fires the accumulator rule nor leaves the current register in one step
+    (:func:`_sum_room`, shared by the two paths), and, with calibration, the layer's calibrated
+    state range (at most 2^MAX_CHANNEL_BITS). A row of zeros keeps gain 1.
     ``auto`` applies them to a layer where some nonzero row keeps fewer than
     min(MIN_WEIGHT_BITS, weight bits) effective bits at the layer's step and gains; ``on`` to a layer
     where any row gains."""
@@ -382,43 +393,40 @@ def channel_gains(g: Graph, num, wb: int, scale: dict, out_exp: dict, rec_exp: d
         if pop.extra_inputs or len(pop.shape) != 1 or not syn.is_synapse or syn.is_plastic or syn.weight.ndim != 2:
             continue
         step = 2.0 ** -out_exp[syn.name]
-        e = out_exp[syn.name] - rec_exp[pop.name] if pop.name in rec_exp else 0
-        state = min(step, step * 2.0 ** e) / (1 << num.input_shift)
+        rec_step = step * 2.0 ** (out_exp[syn.name] - rec_exp[pop.name]) if pop.name in rec_exp else step
+        state = min(step, rec_step) / (1 << num.input_shift)
         w = np.abs(np.asarray(syn.weight, np.float64)) * (scale[syn.input] / step)  # in integer units
-        ff = w.max(axis=1)
-        x_int = _input_bound(g, syn)
         b_syn = np.zeros(pop.size) if syn.bias is None else np.abs(np.asarray(syn.bias, np.float64)) / step
-        sums = [w.sum(axis=1) * x_int + b_syn]
+        rows = [w.max(axis=1)]
+        sums = [w.sum(axis=1) * _input_bound(g, syn) + b_syn]
         bias = np.abs(np.broadcast_to(np.asarray(pop.bias, np.float64), pop.shape)) + b_syn * step
-        k = [_exps(ff, wmax)]
-        rows = [ff]
         if pop.rec_weight is not None:
-            r = np.abs(np.asarray(pop.rec_weight, np.float64)) / (step * 2.0 ** e)
+            r = np.abs(np.asarray(pop.rec_weight, np.float64)) / rec_step
             b_rec = np.zeros(pop.size) if pop.rec_bias is None else np.abs(np.asarray(pop.rec_bias, np.float64))
-            sums.append(r.sum(axis=1) + b_rec / (step * 2.0 ** e))
-            bias = bias + b_rec
-            k.append(_exps(r.max(axis=1), wmax))
             rows.append(r.max(axis=1))
+            sums.append(r.sum(axis=1) + b_rec / rec_step)
+            bias = bias + b_rec
         thr = np.broadcast_to(np.asarray(pop.threshold, np.float64), pop.shape) / state
-        k += [_exps(thr, num.threshold_max), _exps(bias / state, num.bias_max)]
         room = _sum_room(num, getattr(num, syn.acc_register)) / len(sums)
-        k += [_exps(a, max(float(a.max()), room)) for a in sums]
+        limits = [_room(m, wmax) for m in rows] + [_room(thr, num.threshold_max), _room(bias / state, num.bias_max)]
+        limits += [_room(a, max(float(a.max()), room)) for a in sums]
         if ranges and ranges.get(pop.name):
-            k.append(np.full(pop.size, _range_exp(ranges[pop.name], 1.0, num) - round(-math.log2(state) -
-                                                                                   num.input_shift)))
-        gain = np.clip(np.min(k, axis=0), 0, MAX_CHANNEL_GAIN).astype(np.int64)
-        gain[~np.any(rows, axis=0)] = 0  # a neuron with no weights has nothing to gain
+            r = ranges[pop.name]
+            limits += [_room(np.full(pop.size, r[f"max_abs_{k}"] / state), (1 << (getattr(num, k).bits - 1)) - 1)
+                       for k in ("current", "voltage")]
+        gain = np.clip(np.min(limits, axis=0), 1.0, 2.0 ** MAX_CHANNEL_BITS)
+        gain[~np.any(rows, axis=0)] = 1.0  # a neuron with no weights has nothing to gain
         short = np.any([(m > 0) & (_round(m) < (1 << (few - 2))) for m in rows], axis=0)  # < few effective bits
-        if np.any(gain > 0) and (policy == "on" or np.any(short & (gain > 0))):
+        gaining = gain >= 1 + 1.0 / wmax  # a row gains at least one integer level
+        if np.any(gaining) and (policy == "on" or np.any(short & gaining)):
             gains[pop.name] = gain
     return gains
 
 
-def _exps(values: np.ndarray, limit: float) -> np.ndarray:
-    """Per element, the largest k with value * 2^k <= limit (MAX_CHANNEL_GAIN for 0)."""
+def _room(values: np.ndarray, limit: float) -> np.ndarray:
+    """Per element, the largest factor keeping value * factor <= limit (2^MAX_CHANNEL_BITS for 0)."""
     v = np.asarray(values, np.float64)
-    with np.errstate(divide="ignore"):
-        return np.where(v > 0, np.floor(np.log2(limit / np.where(v > 0, v, 1.0))), MAX_CHANNEL_GAIN)
+    return np.where(v > 0, limit / np.where(v > 0, v, 1.0), 2.0 ** MAX_CHANNEL_BITS)
 
 
 def _sum_room(num, acc) -> float:

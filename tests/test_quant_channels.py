@@ -74,7 +74,7 @@ def test_rows_of_different_magnitude_keep_their_bits():
     assert lsb[5] == lsb.max() and per_channel.node("fc1").weight[5].tolist() == [0] * 12  # the zero row: k = 0
     report = quantization_report(float_g, q, None, per_channel)
     assert report["channel_steps"] == "auto" and report["layers"]["syn1"]["channel_steps"]["synapse"] == "fc1"
-    assert report["layers"]["syn1"]["channel_steps"]["extra_bits"][1] >= 3
+    assert report["layers"]["syn1"]["channel_steps"]["gain"][1] >= 8
     json.dumps(report)  # what compile writes as quantization.json
     emu = load("emu")
     without = replace(emu, features=replace(emu.features, channel_steps=False))
@@ -166,3 +166,18 @@ def test_finetune_forward_equals_the_emulator_with_channel_steps(target):
     out[fixed.output.name].sum().backward()
     assert all(p.grad is not None and torch.any(p.grad != 0) for n, p in net.named_parameters()
                if n.endswith("weight"))
+
+
+def test_nir_export_carries_the_per_neuron_units(tmp_path):
+    """The NIR writer turns each row's integers into floats with that row's unit (recoverable from
+    snnhw_weight_lsb), and the float thresholds are the float model's."""
+    from snnhw.nir_export import to_nir
+    net = _spread_net()
+    _, fixed = _compile(net, "emu", "auto")
+    graph, _ = to_nir(fixed)
+    for syn in ("fc1", "fc2"):
+        node = graph.nodes[syn]
+        lsb = np.asarray(node.metadata["snnhw_weight_lsb"]).reshape(-1, 1)
+        assert np.ptp(lsb) > 0
+        np.testing.assert_array_equal(np.round(node.weight / lsb), fixed.node(syn).weight)
+    np.testing.assert_allclose(graph.nodes["syn1"].v_threshold, float(net.syn1.threshold), rtol=1e-3)
