@@ -176,6 +176,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
     value. ``limit``: per synapse, what set its step (compiler.quantize)."""
     dead, lost = [], []
     wb = int(fixed_g.meta.get("weight_bits", 8))
+    per_row = {v["synapse"] for v in json.loads(fixed_g.meta.get(CHANNEL_META, '{"layers": {}}'))["layers"].values()}
     # the float input's range and sign are those the fixed input can represent (spikes: 0/1)
     x_max = 1.0 if fixed_g.input.bits == 1 else ((1 << (fixed_g.input.bits - 1)) - 1) * fixed_g.input.scale
     x_max = -x_max if fixed_g.input.bits == 1 else x_max
@@ -193,6 +194,13 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
             if nonzero and eb < min(min_bits, wb):
                 lost.append(f"layer {fx.name}: weights keep {eb} effective bits of {wb} (largest integer {big}; "
                             f"the {why} sets the step); {REMEDY[why]}")
+            if fx.name in per_row:  # per-channel steps: a row whose gain a bound limited can still keep few bits
+                rows = np.abs(fx.weight.reshape(fx.weight.shape[0], -1).astype(np.int64)).max(axis=1)
+                few = np.any(fl.weight.reshape(rows.size, -1) != 0, axis=1) & (rows < 1 << (min(min_bits, wb) - 2))
+                if np.any(few):
+                    lost.append(f"layer {fx.name}: {int(few.sum())} of {rows.size} rows keep fewer than "
+                                f"{min(min_bits, wb)} effective bits with per-channel steps (their threshold, bias or "
+                                f"synaptic-sum bound limits the gain; compiler.md, per-channel steps)")
             zeroed = int(np.count_nonzero((fl.weight != 0) & (fx.weight == 0)))
             if zeroed * 2 > nonzero:
                 lost.append(f"layer {fx.name}: {zeroed} of {nonzero} nonzero weights quantize to 0")

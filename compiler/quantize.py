@@ -63,7 +63,7 @@ def _round(x) -> np.ndarray:
 def _round_weights(w: np.ndarray, factor, bits: int) -> np.ndarray:
     """``round(w * factor)`` for weights that fit ``bits`` (< 2^24: exact in float32), stored in the
     narrowest integer type, without float64 or int64 temporaries (weights are the bulk of a model).
-    factor: one number, or one per output row (per-channel steps; powers of two apart)."""
+    factor: one number, or one per output row (per-channel steps)."""
     f = np.asarray(factor, np.float32)
     q = np.multiply(w, f.reshape(-1, *[1] * (w.ndim - 1)) if f.ndim else f, dtype=np.float32)
     np.rint(q, out=q)

@@ -11,7 +11,9 @@ current and voltage overflow rules, resets, recurrent sums with their exponent. 
 the float weights through straight-through estimators (each integer weight ``round(w * f)`` passes
 the gradient of ``w * f``; rounding, truncation and overflow rules pass gradients unchanged) and
 through snntorch's arctan surrogate spike gradient on ``(v - threshold) * state_lsb``. Thresholds
-and decays are used as the compiler quantizes them and are not trained.
+and decays are used as the compiler quantizes them and are not trained. Per-channel weight steps
+(compiler.quantize.channel_gains) come with the compiled graph: a row's straight-through factor and
+its neuron's state unit are that row's (``signal_scales`` gives one per row).
 
 So the trained model compiles to exactly the integers it was trained against, and its fixed-point
 forward equals ``snnhw run`` on the compiled build bit for bit (tests/test_finetune.py).

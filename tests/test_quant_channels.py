@@ -181,3 +181,18 @@ def test_nir_export_carries_the_per_neuron_units(tmp_path):
         assert np.ptp(lsb) > 0
         np.testing.assert_array_equal(np.round(node.weight / lsb), fixed.node(syn).weight)
     np.testing.assert_allclose(graph.nodes["syn1"].v_threshold, float(net.syn1.threshold), rtol=1e-3)
+
+
+def test_a_row_whose_gain_a_bound_limits_is_warned():
+    """A neuron whose bias already fills bias_max cannot gain: its row of small weights keeps few
+    bits, and compile says so (the other rows gain)."""
+    net = _spread_net()
+    emu = load("emu")
+    _, fixed = _compile(net, emu, "auto")
+    assert not any("rows keep fewer" in w for w in json.loads(fixed.meta["quantization_warnings"]))
+    lsb = float(np.max(fixed.node("syn1").format.state_scale))  # the layer's state unit (row 5 keeps gain 1)
+    with torch.no_grad():
+        net.fc1.bias[4] = emu.numerics.bias_max * lsb * 0.9  # row 4 (1/16 of the largest) cannot gain
+    _, fixed = _compile(net, emu, "auto")
+    warned = [w for w in json.loads(fixed.meta["quantization_warnings"]) if "rows keep fewer" in w]
+    assert warned and warned[0].startswith("layer fc1: ")
