@@ -36,7 +36,8 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
     """Float value of one integer unit of every node's output in the fixed IR.
 
     Spikes are 1; the input has its scale; a synapse's step is the scale its population reads
-    (``state_scale * 2^input_shift``) undone through any pooling (avg pools divide by the window).
+    (``state_scale * 2^input_shift``, one per output row where the population has per-channel weight
+    steps) undone through any pooling (avg pools divide by the window).
     Nodes a target's lowering inserted (absent from ``float_g``) pass their input's scale on.
     """
     scale = {}
