@@ -131,13 +131,14 @@ def main() -> None:
             before = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             t0, c0 = time.perf_counter(), time.process_time()
             finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr, schedule=args.schedule,
-                     on_epoch=lambda e: print(f"  {key} {bits}-bit {steps} epoch {e.epoch}: loss {e.loss:.4f}, deployed "
-                                              f"(training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
+                     on_epoch=lambda e: print(f"  {key} {bits}-bit {steps} epoch {e.epoch}: loss {e.loss:.4f}, "
+                                              f"deployed (training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
                                               file=sys.stderr, flush=True))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             after = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             rows.append((f"{title} (channel steps {steps})", bits, f_acc, before, after))
-            print(f"| {title} | {bits}-bit | {steps} | {f_acc:.4f} | {before:.4f} | {after:.4f} | {100 * (after - f_acc):+.2f} pt "
+            print(f"| {title} | {bits}-bit | {steps} | {f_acc:.4f} | {before:.4f} | {after:.4f} "
+                  f"| {100 * (after - f_acc):+.2f} pt "
                   f"| {wall:.0f} s / {cpu:.0f} s ({args.epochs} epochs) |", flush=True)
     bar = {8: 0.5, 4: 1.5}
     for title, bits, f_acc, _, after in rows:

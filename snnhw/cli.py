@@ -379,7 +379,8 @@ def verify(
         given = [flag for flag, v in (("--targets", targets), ("--calib", calib), ("--input-kind", input_kind),
                                       ("--input-bits", input_bits), ("--weight-bits", weight_bits),
                                       ("--keep-builds", keep_builds),
-                                      ("--channel-steps", None if channel_steps == ChannelSteps.auto else channel_steps))
+                                      ("--channel-steps",
+                                       None if channel_steps == ChannelSteps.auto else channel_steps))
                  if v is not None]
         if given:
             raise SnnhwError(f"--build verifies an existing build, whose target and compile options are fixed; "
@@ -609,7 +610,8 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
                 d["lowering_of"] = lowering_of[n.name]
             if n.is_population:
                 d.update(reset=f"{n.reset_mode}/{n.reset_timing}", recurrent=n.rec_weight is not None,
-                         state_bits=[n.format.current.bits, n.format.voltage.bits], state_lsb=np.asarray(n.format.state_scale).tolist())
+                         state_bits=[n.format.current.bits, n.format.voltage.bits],
+                         state_lsb=np.asarray(n.format.state_scale).tolist())  # a list: per-channel steps
             elif hasattr(n, "delay"):
                 d.update(delay=n.delay, weight_shape=list(n.weight.shape))
             layers.append(d)
@@ -663,7 +665,8 @@ def finetune(
     _check_shape(x, float_g, "--data x")
     flags = [f"--target {tgt.name}"] + ([f"--input-shape {input_shape}"] if input_shape else []) + \
         ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
-        (["--input-kind graded"] if kind == InputKind.graded else []) + ([f"--input-bits {input_bits}"] if input_bits else []) + \
+        (["--input-kind graded"] if kind == InputKind.graded else []) + \
+        ([f"--input-bits {input_bits}"] if input_bits else []) + \
         ([f"--channel-steps {channel_steps.value}"] if channel_steps != ChannelSteps.auto else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=out, transient=True) as bar:
