@@ -412,8 +412,8 @@ def channel_gains(g: Graph, num, wb: int, scale: dict, out_exp: dict, rec_exp: d
         limits += [_room(a, max(float(a.max()), room)) for a in sums]
         if ranges and ranges.get(pop.name):
             r = ranges[pop.name]
-            limits += [_room(np.full(pop.size, r[f"max_abs_{k}"] / state), (1 << (getattr(num, k).bits - 1)) - 1)
-                       for k in ("current", "voltage")]
+            limits += [_room(np.full(pop.size, r[f"max_abs_{k}"] / state), (1 << (getattr(num, k).bits - 1)) - 2)
+                       for k in ("current", "voltage")]  # one unit inside the register: float rounding aside
         gain = np.clip(np.min(limits, axis=0), 1.0, 2.0 ** MAX_CHANNEL_BITS)
         gain[~np.any(rows, axis=0)] = 1.0  # a neuron with no weights has nothing to gain
         short = np.any([(m > 0) & (_round(m) < (1 << (few - 2))) for m in rows], axis=0)  # < few effective bits

@@ -224,3 +224,23 @@ def test_cli_builds_say_which_steps_and_load_back(digits_model, tmp_path):
     out = np.load(tmp_path / "out.npz")
     for name in ("lif1", "lif2"):
         np.testing.assert_array_equal(out[name], ref[name])
+
+
+def test_calibrated_ranges_bound_the_gains():
+    """With --calib, a row gains only while the layer's calibrated |u| and |v| stay inside the
+    registers in that neuron's finer unit: per-channel steps add no predicted overflow."""
+    net = _spread_net()
+    float_g = to_ir(net, (12,))
+    x = np.random.default_rng(2).random((20, 8, 12)).astype(np.float32)
+    warned = {}
+    for steps in ("off", "auto"):
+        opts = CompileOptions(input_bits=8, input_max=1.0, weight_bits=4, calibration=x, channel_steps=steps)
+        q, fixed = compile_stages(float_g, load("emu"), opts)
+        report = quantization_report(float_g, q, x, fixed)
+        warned[steps] = {w.split(":")[0] for w in report["warnings"] if "calibration predicts" in w}
+        for name, layer in report["layers"].items():
+            if "calibration" in layer:
+                r = layer["calibration"]
+                assert r["float_max_abs_voltage"] <= r["register_max_abs"]["voltage"] or name in warned["off"], name
+    assert np.ndim(fixed.node("syn1").format.state_scale) == 1
+    assert warned["auto"] <= warned["off"]
