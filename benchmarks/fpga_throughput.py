@@ -2,24 +2,24 @@
 
 For the digits MLP (examples/digits_mlp.py, 64-100-10 Leaky, 25 steps, direct-encoded pixels as
 8-bit graded input), in one run:
-1. trains it in snntorch (offline, ~15 s) and compiles it for the fpga target with synthesis, place
-   and route (yosys + nextpnr-ice40 on an iCE40 UP5K, seed 1);
+1. trains it in snntorch (offline, ~15 s) and compiles it for the fpga target with P synapse lanes
+   (``--lanes``, default auto), synthesis, gate-level check, place and route (yosys +
+   nextpnr-ice40 on an iCE40 UP5K, seed 1) and bitstream;
 2. simulates the generated RTL on test images and takes the cycle counts the RTL itself reports
-   (step pulse to ready, plus one cycle per streamed input event), so the cycles are measured, not
-   modelled;
+   (step pulse to ready, plus one cycle per streamed input event), and checks every step's count
+   against the cycle formula (targets/fpga/cycles.py);
 3. prints images/s = Fmax / cycles per image, with LUT/FF/BRAM/DSP and the deployed accuracy (the
    emulator on the whole test set; the RTL equals the emulator bit for bit on the simulated images).
 
-``--tutorial`` adds the snntorch tutorial's 784-1000-10 (random weights, 15 % input spike rate):
-synthesis only (its 6.3 Mbit of weights fit no device with an open place-and-route flow here, so no
-Fmax is claimed; cycles per image are given).
+The snntorch tutorial's 784-1000-10 is listed with its formula cycles per step and the reason it is
+not placed (its 8-bit weights exceed the UP5K's block RAM).
 
 Published figures beside it (their own tasks, devices and tools; see the sources):
 Spiker+ MNIST 780 us/image at 7,612 logic cells and 18 BRAM (arXiv 2401.01141); Flexi-NeurA
 97.23 %, 1,623 logic cells, 1.1 ms (arXiv 2602.18140); hls4ml SNN about 34 us per inference on
 SHD, Vitis HLS (arXiv 2606.10008).
 
-    .venv/bin/python benchmarks/fpga_throughput.py [--images N] [--tutorial]
+    .venv/bin/python benchmarks/fpga_throughput.py [--images N] [--lanes auto|P|P1,P2,...]
 """
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ from snnhw.targets import load  # noqa: E402
 from snnhw.semantics import quantize_input  # noqa: E402
 from snnhw.targets.emu.emulator import Emulator  # noqa: E402
 from snnhw.targets.fpga.backend import BACKEND  # noqa: E402
+from snnhw.targets.fpga.cycles import step_cycles  # noqa: E402
 from snnhw.targets.fpga.simulate import simulate  # noqa: E402
+
+STEPS = 25
 
 PEERS = (
     ("Spiker+ (MNIST, Xilinx)", 1e6 / 780, "7,612 LC, 18 BRAM", "arXiv 2401.01141"),
@@ -50,34 +53,70 @@ PEERS = (
 )
 
 
-def measured_cycles(graph, build: Path, x: np.ndarray) -> np.ndarray:
-    """Cycles per image the RTL of ``build`` reports: sum over steps of (step pulse to ready) + streamed
-    input events."""
+def measured_cycles(graph, plan, build: Path, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Cycles per image the RTL of ``build`` reports (sum over steps of step pulse to ready, plus one
+    cycle per streamed input event), and whether every step's count equals the cycle formula
+    (targets/fpga/cycles.py) evaluated on the emulator's event counts."""
     x_int = quantize_input(graph, x).astype(np.int64)
-    sim = simulate(BACKEND.plan(graph), sorted((build / "rtl").iterdir()), x_int)
+    sim = simulate(plan, sorted((build / "rtl").iterdir()), x_int)
     ref = Emulator(graph).run(x)
     for k, s in sim.spikes.items():
         if not np.array_equal(s, ref.spikes[k].reshape(s.shape)):
             raise SystemExit(f"RTL and emulator spikes differ in {k}")
-    events = np.count_nonzero(x_int.reshape(x_int.shape[0], x_int.shape[1], -1), axis=2).sum(axis=0)
-    return sim.cycles.sum(axis=1) + events
+    T, B = x_int.shape[:2]
+    counts = {graph.input.name: np.count_nonzero(x_int.reshape(T, B, -1), axis=2)}
+    counts.update({k: v.reshape(T, B, -1).sum(axis=2) for k, v in ref.spikes.items()})
+    lag = lambda name, d, t, b: int(counts[name][t - d, b]) if t >= d else 0
+    formula = np.array([[step_cycles(plan, [lag(c.source.name, c.delay, t, b) for c in plan.cores],
+                                     [lag(c.name, c.rec_delay, t, b) if c.has_rec else 0 for c in plan.cores])
+                         for t in range(T)] for b in range(B)])
+    events = counts[graph.input.name].sum(axis=0)
+    return sim.cycles.sum(axis=1) + events, bool(np.array_equal(formula, sim.cycles))
 
 
-def row(name, report, cycles, accuracy):
+def row(name, plan, report, cycles, formula_ok, accuracy):
     s = report["synthesis"]["ice40"]
     pnr = report["place_and_route"].get("iCE40 UP5K")
-    fmax = pnr["fmax_mhz"] if isinstance(pnr, dict) and pnr.get("fits") else None
+    placed = isinstance(pnr, dict) and pnr.get("fits")
+    fmax = pnr["fmax_mhz"] if placed else None
+    lc = pnr["utilization"]["ICESTORM_LC"]["used"] if placed else "-"
     ips = fmax * 1e6 / cycles if fmax else None
-    return (name, "iCE40 UP5K" if fmax else "(synthesis only)", f"{fmax:.2f}" if fmax else "-",
-            f"{s['lut']}/{s['ff']}/{s['bram']}/{s['dsp']}", f"{cycles:,.0f}", f"{ips:,.0f}" if ips else "-",
-            f"{accuracy:.4f}" if accuracy is not None else "-")
+    bits = "/".join(str(c.weight_bits) for c in plan.cores)
+    lanes = "/".join(str(c.lanes) for c in plan.cores)
+    return (name, "iCE40 UP5K" if fmax else "(synthesis only)", lanes, bits, f"{lc}",
+            f"{s['lut']}/{s['ff']}/{s['bram']}/{s['dsp']}", f"{fmax:.2f}" if fmax else "-",
+            f"{cycles / STEPS:,.1f}" + (" (= formula)" if formula_ok else " (FORMULA MISMATCH)"),
+            f"{ips:,.0f}" if ips else "-", f"{accuracy:.4f}" if accuracy is not None else "-",
+            "yes" if placed and pnr.get("bitstream") else "no")
+
+
+def tutorial_row(lanes) -> tuple:
+    """784-1000-10 at 8-bit weights: cycles/step from the formula at 15 % input activity; why it
+    is not placed on the UP5K (weight memory), without synthesizing 6.3 Mbit of memory images."""
+    import snntorch as snn
+    import torch
+    torch.manual_seed(0)
+    tut = torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
+                              torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
+    gt = compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions())
+    plan = BACKEND.plan(gt, lanes)
+    bits = sum(c.weights.size * c.weight_bits for c in plan.cores)
+    dev = next(d for d in load("fpga").raw["hardware"]["devices"] if d["name"] == "iCE40 UP5K")
+    ebr_bits = dev["bram"] * 4096
+    per_step = step_cycles(plan, [int(0.15 * 784), 100], [0, 0])
+    why = (f"not placed: {bits / 1e6:.2f} Mbit of {plan.cores[0].weight_bits}-bit weights > the UP5K's "
+           f"{dev['bram']} x 4 kbit = {ebr_bits // 1024} kbit of block RAM")
+    return (f"784-1000-10 ({why})", "-", "/".join(str(c.lanes) for c in plan.cores),
+            "/".join(str(c.weight_bits) for c in plan.cores), "-", "-", "-",
+            f"{per_step:,} (formula, 118 input / 100 hidden events)", "-", "-", "no")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=8, help="test images simulated in RTL for the cycle counts")
-    ap.add_argument("--tutorial", action="store_true", help="also synthesize the 784-1000-10 (minutes)")
+    ap.add_argument("--lanes", default="auto", help="synapse lanes per core: auto, an integer, or several (2,8)")
     args = ap.parse_args()
+    choices = [p if p == "auto" else int(p) for p in args.lanes.split(",")]
     rows = []
     t0 = time.perf_counter()
     net = digits_mlp.train()
@@ -85,28 +124,21 @@ def main():
     x = digits_mlp.direct_encoding(x_test)
     g = compile_graph(to_ir(net, (64,)), load("fpga"), CompileOptions(input_bits=8, input_max=float(np.abs(x).max())))
     acc = digits_mlp.accuracy(Emulator(g).run(x).spikes[g.output.name], y_test)
-    with tempfile.TemporaryDirectory() as tmp:
-        BACKEND.emit(g, Path(tmp), synthesize=True)
-        report = json.loads((Path(tmp) / "fpga_report.json").read_text())
-        cycles = float(measured_cycles(g, Path(tmp), x[:, : args.images]).mean())
-    rows.append(row("digits 64-100-10, 25 steps", report, cycles, acc))
-    if args.tutorial:
-        import snntorch as snn
-        import torch
-        torch.manual_seed(0)
-        tut = torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
-                                  torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
-        gt = compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions())
-        xt = (np.random.default_rng(0).random((25, 2, 784)) < 0.15).astype(np.int8)
+    for lanes in choices:
+        plan = BACKEND.plan(g, lanes)
         with tempfile.TemporaryDirectory() as tmp:
-            BACKEND.emit(gt, Path(tmp), synthesize=True)
-            rep_t = json.loads((Path(tmp) / "fpga_report.json").read_text())
-            rows.append(row("784-1000-10, 25 steps", rep_t, float(measured_cycles(gt, Path(tmp), xt).mean()), None))
-    head = ("network", "device", "Fmax MHz", "iCE40 LUT/FF/BRAM/DSP", "cycles/image", "images/s", "accuracy")
+            BACKEND.emit(g, Path(tmp), synthesize=True, lanes=lanes)
+            report = json.loads((Path(tmp) / "fpga_report.json").read_text())
+            cycles, formula_ok = measured_cycles(g, plan, Path(tmp), x[:, : args.images])
+        rows.append(row(f"digits 64-{plan.cores[0].size}-10, {STEPS} steps", plan, report, float(cycles.mean()),
+                        formula_ok, acc))
+    rows.append(tutorial_row(choices[-1]))
+    head = ("network", "device", "P", "weight bits", "LC (nextpnr)", "iCE40 LUT/FF/BRAM/DSP (yosys)", "Fmax MHz",
+            "cycles/step (sim, incl. input streaming)", "images/s", "accuracy", "bitstream")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(r))
-    print("\npublished (other tasks/devices/tools):")
+    print("\npublished (their own tasks, devices and tools):")
     for name, ips, area, src in PEERS:
         print(f"  {name}: {ips:,.0f} images/s, {area} ({src})")
     print(f"\n(run took {time.perf_counter() - t0:.0f} s)")

@@ -2,14 +2,14 @@
 
 For each network (a 100-64-10 and the snntorch tutorial's 784-1000-10, Leaky beta 0.95, compiled
 for fpga) and rate-coded input spikes, prints:
-- RTL simulation (Verilator or Icarus, wall time including the Verilator build): timesteps/s and
-  synaptic events/s (an event = one weight read and accumulate: for every step and core,
+- RTL simulation (Verilator or Icarus, wall time including the Verilator build; the whole batch in
+  one simulation) of the design with P synapse lanes (``--lanes``): timesteps/s and synaptic events/s (an event = one weight read and accumulate: for every step and core,
   neurons x (input events + recurrent events));
 - the emulator on the same IR and input: timesteps/s and synaptic events/s;
 - the emulator/RTL-simulation speed ratio;
 - the modelled FPGA speed: timesteps/s at the target's clock from the simulated cycle counts.
 
-    .venv/bin/python benchmarks/rtl_sim.py [--steps N] [--batch B] [--simulator icarus|verilator]
+    .venv/bin/python benchmarks/rtl_sim.py [--steps N] [--batch B] [--simulator icarus|verilator] [--lanes P|auto]
 """
 from __future__ import annotations
 
@@ -62,18 +62,20 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--simulator", choices=("icarus", "verilator"), default="verilator")
+    ap.add_argument("--lanes", default="auto", help="synapse lanes per core (an integer or auto)")
     args = ap.parse_args()
+    lanes = args.lanes if args.lanes == "auto" else int(args.lanes)
     clock_mhz = float(load("fpga").raw["hardware"]["clock_mhz"])
     print(f"{args.steps} steps x batch {args.batch}, input spike rate {INPUT_RATE}, RTL simulator: {args.simulator} "
           "(wall time includes its build)")
-    head = ("network", "RTL sim steps/s", "RTL sim events/s", "emu steps/s", "emu events/s", "emu/RTL",
+    head = ("network", "lanes P", "RTL sim steps/s", "RTL sim events/s", "emu steps/s", "emu events/s", "emu/RTL",
             f"FPGA steps/s @{clock_mhz:g}MHz")
     print(" | ".join(f"{h:>16}" for h in head))
     for sizes in SIZES:
         g = compile_graph(to_ir(network(sizes), (sizes[0],)), load("fpga"), CompileOptions())
         x = (np.random.default_rng(0).random((args.steps, args.batch, sizes[0])) < INPUT_RATE).astype(np.int8)
         x_int = quantize_input(g, x).astype(np.int64)
-        plan = BACKEND.plan(g)
+        plan = BACKEND.plan(g, lanes)
         with tempfile.TemporaryDirectory() as rtl:
             files = [Path(rtl) / f for f in write_design(plan, Path(rtl))]
             t0 = time.perf_counter()
@@ -88,7 +90,7 @@ def main():
         steps = args.steps * args.batch
         events = synaptic_events(plan, x_int, ref.spikes)
         fpga_steps = clock_mhz * 1e6 * steps / float(sim.cycles.sum())
-        row = ("-".join(map(str, sizes)), f"{steps / t_sim:.3g}", f"{events / t_sim:.3g}", f"{steps / t_emu:.3g}",
+        row = ("-".join(map(str, sizes)), "/".join(str(c.lanes) for c in plan.cores), f"{steps / t_sim:.3g}", f"{events / t_sim:.3g}", f"{steps / t_emu:.3g}",
                f"{events / t_emu:.3g}", f"{t_sim / t_emu:.3g}x", f"{fpga_steps:.3g}")
         print(" | ".join(f"{c:>16}" for c in row))
 

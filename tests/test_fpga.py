@@ -22,7 +22,8 @@ from snnhw.targets.emu.emulator import run as emulate
 from snnhw.targets.fpga import backend as fpga_backend
 from snnhw.targets.fpga.backend import BACKEND
 from snnhw.targets.fpga.plan import build_plan
-from snnhw.targets.fpga.report import lint, step_cycles
+from snnhw.targets.fpga.cycles import LAYER_OVERHEAD, STEP_OVERHEAD, step_cycles
+from snnhw.targets.fpga.report import lint
 from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.simulate import simulate
 
@@ -111,11 +112,14 @@ def _events(g: Graph, x_int, spikes, plan):
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-@given(fpga_networks())
-def test_rtl_equals_emulator(tmp_path_factory, case):
+@given(fpga_networks(), st.sampled_from([1, 2, 3, 4, 8]))
+def test_rtl_equals_emulator(tmp_path_factory, case, lanes):
+    """Random networks on P synapse lanes: spikes, u, v and overflow counts equal the emulator's, and
+    the cycles per step the simulation reports equal the cycle formula (targets/fpga/cycles.py)."""
     g, x = case
     ref = emulate(g, x, record_state=True)
-    plan = BACKEND.plan(g)
+    plan = BACKEND.plan(g, lanes)
+    assert all(c.lanes == lanes for c in plan.cores)
     x_int = quantize_input(g, x).astype(np.int64)
     rtl = tmp_path_factory.mktemp("rtl")
     sim = _simulate(plan, x_int, rtl, trace=True, simulator="icarus")
@@ -233,7 +237,7 @@ def _small_compiled():
 
 def test_emit_writes_deterministic_rtl_and_a_synthesis_report(tmp_path):
     g = _small_compiled()
-    files = BACKEND.emit(g, tmp_path / "a", synthesize=True)
+    files = BACKEND.emit(g, tmp_path / "a", synthesize=True, lanes=2)
     assert "fpga_report.json" in files and "rtl/snn_top.v" in files and "rtl/tb.v" in files
     assert any(f.endswith(".mem") for f in files)
     report = json.loads((tmp_path / "a" / "fpga_report.json").read_text())
@@ -242,11 +246,14 @@ def test_emit_writes_deterministic_rtl_and_a_synthesis_report(tmp_path):
     assert ice40["bram"] >= 1, "weights/state must be in block RAM"
     assert xilinx["bram"] + xilinx["lut_as_memory"] > 0, "memories must map to (block or distributed) RAM"
     assert ice40["dsp"] >= 1 and xilinx["dsp"] >= 1, "the decay multipliers must use DSP blocks"
-    assert ice40["ff"] < 1000 and xilinx["ff"] < 1000, "memories flattened into flip-flops"
+    mem_bits = sum(c.weights.size * c.weight_bits + c.size * (c.u_bits + c.v_bits + 1) for c in BACKEND.plan(g, 2).cores)
+    assert ice40["ff"] < mem_bits / 2 and xilinx["ff"] < mem_bits / 2, "memories flattened into flip-flops"
     assert 50 < ice40["lut"] < 5000 and 20 < xilinx["lut"] < 5000
     assert {d["device"] for d in report["devices"]} >= {"iCE40 UP5K", "Artix-7 XC7A100T"}
     assert report["cycles"]["cycles_per_step_no_events"] < report["cycles"]["cycles_per_step_all_active"]
-    files_b = BACKEND.emit(g, tmp_path / "b", synthesize=True)
+    placed = report["place_and_route"]["iCE40 UP5K"]
+    assert placed["gate_level"]["equal"] and placed["bitstream"] in files, placed
+    files_b = BACKEND.emit(g, tmp_path / "b", synthesize=True, lanes=2)
     assert files == files_b
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f"{f} differs between runs"
@@ -316,6 +323,7 @@ def test_snntorch_tutorial_784_1000_10(tmp_path, monkeypatch):
     g = compile_graph(to_ir(net, (784,)), load("fpga"), CompileOptions())
     x = (np.random.default_rng(0).random((3, 1, 784)) < 0.15).astype(np.int8)
     monkeypatch.delenv("SNNHW_FPGA_SYNTH", raising=False)
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "4")
     build = _build(g, tmp_path / "b")
     res, ref = BACKEND.run(build, x, record_state=True), emulate(g, x, record_state=True)
     for name in ref.spikes:
@@ -325,7 +333,10 @@ def test_snntorch_tutorial_784_1000_10(tmp_path, monkeypatch):
     report = json.loads((build / "fpga_report.json").read_text())
     assert report["lint"]["clean"], report["lint"]["messages"]
     assert report["synthesis"].startswith("skipped: 794000 weights")
-    assert report["cycles"]["cycles_per_step_all_active"] == 1000 * (784 + 4) + 2 + 10 * (1000 + 4) + 2 + 2
+    # P = 4 lanes: 250 groups of the hidden layer walk 784 events each, 3 groups of the output 1000
+    assert [c["lanes"] for c in report["cycles"]["layers"]] == [4, 4]
+    assert report["cycles"]["cycles_per_step_all_active"] == \
+        250 * 784 + 4 + LAYER_OVERHEAD + 3 * 1000 + 2 + LAYER_OVERHEAD + STEP_OVERHEAD
 
 
 def test_refusals_name_the_layer():
@@ -388,3 +399,75 @@ def test_verilator_batch_labels_every_spike_with_its_own_step(tmp_path):
     assert sim.overflow == _without_input(ref.overflow, g)
     for name in ("l1", "l2"):
         np.testing.assert_array_equal(sim.spikes[name], ref.spikes[name].reshape(sim.spikes[name].shape))
+
+
+def test_lanes_from_emit_environment_or_target_toml_and_auto_fits_the_budget(tmp_path, monkeypatch):
+    """P is emit(lanes=) first, then SNNHW_FPGA_LANES, then [hardware].lanes; "auto" takes the largest
+    power of two whose predicted LUTs fit the budget device; a bad value is one line; the weight
+    memory holds P lanes side by side (lane p of word g*fan_in + i = weight of neuron g*P + p)."""
+    from snnhw.targets.fpga import lanes as fl
+    g = _small_compiled()
+    hw = BACKEND.target.raw["hardware"]
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "2")
+    assert {c.lanes for c in BACKEND.plan(g).cores} == {2}
+    assert {c.lanes for c in BACKEND.plan(g, 3).cores} == {3}
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "two")
+    with pytest.raises(SnnhwError, match="SNNHW_FPGA_LANES = 'two': synapse lanes must be") as err:
+        BACKEND.plan(g)
+    assert "\n" not in str(err.value)
+    monkeypatch.delenv("SNNHW_FPGA_LANES")
+    assert hw["lanes"] == "auto"
+    plan = BACKEND.plan(g)
+    _, luts = fl.budget(hw)
+    assert {c.lanes for c in plan.cores} == {hw["max_lanes"]} and fl.predicted_luts(plan, hw["lut_model"]) <= luts
+    small = {**hw, "lane_budget": {**hw["lane_budget"], "lut_fraction": 0.0}}
+    assert {c.lanes for c in fl.choose(lambda p: build_plan(g, BACKEND.target, p), small).cores} == {1}
+    tight = {**hw, "lane_budget": {**hw["lane_budget"], "lut_fraction":
+                                   fl.predicted_luts(build_plan(g, BACKEND.target, 2), hw["lut_model"]) / 5280}}
+    assert {c.lanes for c in fl.choose(lambda p: build_plan(g, BACKEND.target, p), tight).cores} == {2}
+    BACKEND.emit(g, tmp_path, reports=False, lanes=4)
+    core = BACKEND.plan(g, 4).cores[0]
+    words = [int(w, 16) for w in (tmp_path / "rtl" / "lif_core_0_weights.mem").read_text().split()]
+    assert len(words) == core.groups * core.fan_in
+    wb = core.weight_bits
+    for j, i in ((0, 0), (5, 3), (23, 19), (13, 7)):
+        lane = (words[(j // 4) * core.fan_in + i] >> (j % 4 * wb)) & ((1 << wb) - 1)
+        assert lane - ((lane >> (wb - 1)) << wb) == core.weights[j, i]
+
+
+def test_lanes_bit_exact_recurrent_graded_and_cycles(tmp_path):
+    """A recurrent layer reading graded 8-bit input on P = 1, 2, 4, 8 lanes (N = 6: P = 4 leaves a
+    2-neuron last group, P = 8 a single padded group): RTL equals the emulator, cycles the formula."""
+    rng = np.random.default_rng(11)
+    acc = StateFormat(17, "saturate")
+    g = Graph([Input("in", (5,), 8, 1.0), Dense("fc", "in", rng.integers(-90, 90, (6, 5)), rng.integers(-9, 9, (6,)), 0, acc),
+               LIF("l", "fc", (6,), np.array(3000), rng.integers(3500, 4096, (6,)), np.array(64 * 40), np.array(3),
+                   "subtract", "immediate", rng.integers(-60, 60, (6, 6)), None, 1, acc, _fmt())],
+              kind="fixed", target="fpga").validate()
+    x = rng.integers(-127, 127, (10, 2, 5))
+    ref = emulate(g, x, record_state=True)
+    assert 0 < int(ref.spikes["l"].sum()) < ref.spikes["l"].size
+    x_int = quantize_input(g, x).astype(np.int64)
+    for lanes in (1, 2, 4, 8):
+        plan = BACKEND.plan(g, lanes)
+        sim = _simulate(plan, x_int, tmp_path / f"p{lanes}", trace=True, simulator="icarus")
+        for kind in ("spikes", "current", "voltage"):
+            np.testing.assert_array_equal(getattr(sim, kind)["l"], getattr(ref, kind)["l"], err_msg=f"P={lanes} {kind}")
+        events = _events(g, x_int, ref.spikes, plan)
+        expected = [[step_cycles(plan, *events(t, b)) for t in range(10)] for b in range(2)]
+        np.testing.assert_array_equal(sim.cycles, expected, err_msg=f"P={lanes} cycles")
+
+
+def test_run_plans_with_the_lanes_the_build_was_emitted_with(tmp_path, monkeypatch):
+    """A build emitted on 2 lanes is simulated (simulator choice, timeout) as a 2-lane design even
+    when SNNHW_FPGA_LANES says otherwise at run time; results equal the emulator."""
+    g = _small_compiled()
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "2")
+    build = _build(g, tmp_path / "b")
+    monkeypatch.setenv("SNNHW_FPGA_LANES", "8")
+    seen, real = [], fpga_backend.simulate
+    monkeypatch.setattr(fpga_backend, "simulate", lambda plan, *a, **k: seen.append(plan) or real(plan, *a, **k))
+    x = np.random.default_rng(2).integers(0, 2, (5, 1, 20))
+    res = BACKEND.run(build, x)
+    assert {c.lanes for c in seen[0].cores} == {2}
+    np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])

@@ -6,13 +6,14 @@ import numpy as np
 from snnhw.ir import LIF, Dense, Graph, Input, NeuronFormat, StateFormat
 from snnhw.targets.description import load
 from snnhw.targets.fpga.plan import build_plan
+from snnhw.targets.fpga import gatelevel, pnr
 from snnhw.targets.fpga.pnr import NO_OPEN_FLOW, place_and_route, place_and_route_all
 from snnhw.targets.fpga.render import write_design
 
 ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice TN1248)
 
 
-def _design(tmp_path, n_in=16, hidden=12):
+def _design(tmp_path, n_in=16, hidden=12, lanes=2):
     fmt = NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
     rng = np.random.default_rng(0)
     lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
@@ -22,7 +23,7 @@ def _design(tmp_path, n_in=16, hidden=12):
                lif("lif1", "fc1", hidden),
                Dense("fc2", "lif1", rng.integers(-127, 128, (4, hidden)), acc=StateFormat(17, "saturate")),
                lif("lif2", "fc2", 4)], kind="fixed", target="fpga").validate()
-    plan = build_plan(g, load("fpga"))
+    plan = build_plan(g, load("fpga"), lanes)
     write_design(plan, tmp_path / "rtl")
     return plan
 
@@ -38,6 +39,7 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
     first = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "a")
     second = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path / "b")
     assert first == second and first["fits"]
+    assert first["gate_level"]["equal"] and first["gate_level"]["rtl_spikes"] > 0, first["gate_level"]
     assert 1.0 < first["fmax_mhz"] < 500.0
     assert first["utilization"]["ICESTORM_LC"]["used"] > 50
     assert first["utilization"]["ICESTORM_RAM"]["used"] >= 1, "weights must be in block RAM"
@@ -48,7 +50,7 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
 
 
 def test_a_design_larger_than_the_device_is_reported_not_placed(tmp_path):
-    plan = _design(tmp_path)
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
     tiny = {**_up5k(), "name": "iCE40 LP384", "part": "lp384", "package": "qn32"}  # 384 cells, no block RAM
     res = place_and_route(plan, tmp_path / "rtl", tiny, tmp_path)
     assert res["fits"] is False and res["reason"]
@@ -60,3 +62,21 @@ def test_devices_without_an_open_flow_get_synthesis_only(tmp_path):
     assert devices, "the Xilinx devices have no open place-and-route flow"
     fits = [{"device": d["name"], "fits": True} for d in devices]
     assert place_and_route_all(None, tmp_path, devices, fits, tmp_path) == {d["name"]: NO_OPEN_FLOW for d in devices}
+
+
+def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeypatch):
+    """The gate-level check compares yosys's netlist with the RTL; a netlist with every LUT's first
+    two inputs swapped (as a mis-mapping tool would leave it) is caught: no bitstream, the reason
+    in the result."""
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
+    real = gatelevel.check
+
+    def broken(plan, rtl_dir, netlist):
+        text = netlist.read_text()
+        netlist.write_text(text.replace(".I0(", ".I_SWAP(").replace(".I1(", ".I0(").replace(".I_SWAP(", ".I1("))
+        return real(plan, rtl_dir, netlist)
+    monkeypatch.setattr(pnr.gatelevel, "check", broken)
+    res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
+    assert res["fits"] and res["bitstream"] is None and not res["gate_level"]["equal"]
+    assert res["bitstream_withheld"].startswith("the synthesized netlist differs from the RTL")
+    assert not list(tmp_path.glob("*.bin"))

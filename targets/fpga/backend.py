@@ -10,6 +10,7 @@ this backend's own target description.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from snnhw.ir import Graph
 from snnhw.semantics import RunResult, quantize_input
 from snnhw.targets.contract import load_fixed, refuse_foreign_build, verified_file
 from snnhw.targets.description import TargetDescription, load
+from snnhw.targets.fpga.lanes import choose as choose_lanes
 from snnhw.targets.fpga.plan import DesignPlan, build_plan
 from snnhw.targets.fpga.render import write_design
 from snnhw.targets.fpga.report import build_report, write_report
@@ -38,12 +40,12 @@ class FpgaBackend:
     def __init__(self, target: TargetDescription):
         self.target = target
 
-    def plan(self, graph: Graph) -> DesignPlan:
+    def plan(self, graph: Graph, lanes: int | str | None = None) -> DesignPlan:
         """The hardware plan of an fpga build's fixed IR (refuses other targets' builds and what the RTL
-        cannot run)."""
+        cannot run), with ``lanes`` synapse lanes per core (default: snnhw.targets.fpga.lanes)."""
         refuse_foreign_build(graph, self.target)
         legalize(graph, self.target)
-        return build_plan(graph, self.target)
+        return choose_lanes(lambda p: build_plan(graph, self.target, p), self.target.raw["hardware"], lanes)
 
     def check(self, graph: Graph) -> None:
         self.plan(graph)
@@ -60,14 +62,17 @@ class FpgaBackend:
         weights = sum(c.weights.size + (c.rec_weights.size if c.has_rec else 0) for c in plan.cores)
         return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
 
-    def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None) -> list[str]:
+    def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None,
+             lanes: int | str | None = None) -> list[str]:
         """Write ``rtl/*`` and (with ``reports``) ``fpga_report.json`` into ``build_dir``; return their
         paths relative to it.
 
         synthesize: run the two yosys flows (default: see :meth:`_synthesis_enabled`).
+        lanes: synapse lanes per core, an integer or "auto" (default: ``SNNHW_FPGA_LANES``, then
+        ``[hardware].lanes``; snnhw.targets.fpga.lanes).
         """
         build_dir = Path(build_dir)
-        plan = self.plan(graph)
+        plan = self.plan(graph, lanes)
         rtl = build_dir / RTL_DIR
         names = write_design(plan, rtl)
         if not reports:
@@ -77,7 +82,7 @@ class FpgaBackend:
         for scratch in sorted(rtl.glob("yosys_*")):  # logs and raw stats: summarized in the report
             scratch.unlink()
         bitstreams = sorted(p["bitstream"] for p in report.get("place_and_route", {}).values()
-                            if isinstance(p, dict) and p.get("fits"))
+                            if isinstance(p, dict) and p.get("bitstream"))
         return [f"{RTL_DIR}/{n}" for n in names] + [REPORT] + bitstreams
 
     def run(self, build_dir: Path, x: np.ndarray, record_state: bool = False) -> RunResult:
@@ -85,10 +90,10 @@ class FpgaBackend:
         every population and the RTL's overflow counts. Input values are quantized on the host
         (snnhw.semantics.quantize_input, which counts ``input_saturate``) as the RTL takes integers."""
         graph = load_fixed(build_dir)
-        plan = self.plan(graph)
+        hashes = read_manifest(build_dir)["files"]
+        plan = self.plan(graph, _emitted_lanes(build_dir, hashes))
         res = RunResult(overflow_source=OVERFLOW_SOURCE)
         x_int = quantize_input(graph, x, res).astype(np.int64)
-        hashes = read_manifest(build_dir)["files"]
         rtl = sorted(f for f in hashes if f.startswith(f"{RTL_DIR}/"))
         sim = simulate(plan, [verified_file(build_dir, f) for f in rtl], x_int, trace=record_state)
         if sim.sources != {Path(f).name: hashes[f] for f in rtl}:
@@ -111,6 +116,16 @@ class FpgaBackend:
         if lowered:
             out.append(f"lowered for fpga ({lowered}): populations fed by a convolution are flat (C-order)")
         return out
+
+
+def _emitted_lanes(build_dir: Path, hashes: dict) -> int | None:
+    """The synapse lanes the build's RTL was generated with, from its hash-checked fpga_report.json
+    (None without a report: the default applies). The testbench's ports do not depend on P; the
+    plan's P sizes the simulator choice and the timeout (snnhw.targets.fpga.simulate)."""
+    if REPORT not in hashes:
+        return None
+    layers = json.loads(verified_file(build_dir, REPORT).read_text())["cycles"]["layers"]
+    return int(layers[0]["lanes"]) if layers else None
 
 
 BACKEND = FpgaBackend(load("fpga"))

@@ -57,10 +57,12 @@ class ListPlan:
 class CorePlan:
     """One LIF population on one time-multiplexed datapath (docs/targets/fpga.md, "Core").
 
-    All widths are in bits. weights: ``(size, fan_in)`` integers, stored row-major (neuron j's row
-    at address ``j * fan_in``); sum_bits holds every exact synaptic sum without its bias;
+    All widths are in bits. weights: ``(size, fan_in)`` integers, stored banked over the lanes
+    (:meth:`banked`); sum_bits holds every exact synaptic sum without its bias;
     u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update.
     scalars: parameters shared by all neurons; fields: per-neuron parameters (parameter memory).
+    lanes: P, the synapse lanes: P weight banks read in parallel, so one input event reaches P
+    neurons (a group) per cycle (docs/targets/fpga.md, "Synapse lanes").
     """
 
     id: int
@@ -91,6 +93,26 @@ class CorePlan:
     scalars: dict
     fields: list
     rules: dict
+    lanes: int = 1
+
+    @property
+    def groups(self) -> int:
+        """Neuron groups G = ceil(N / P): group g holds neurons g*P .. g*P+P-1 (one per lane)."""
+        return -(-self.size // self.lanes)
+
+    @property
+    def last_lanes(self) -> int:
+        """Neurons in the last group (1..P)."""
+        return self.size - (self.groups - 1) * self.lanes
+
+    def banked(self, weights: np.ndarray) -> np.ndarray:
+        """``(G * fan_in, P)`` weights: row ``g * fan_in + i`` holds, lane p, the weight from input i to
+        neuron ``g * P + p`` (0 for the padding lanes of the last group). One wide memory word per row
+        is the P banks side by side."""
+        rows, fan_in = weights.shape
+        padded = np.zeros((self.groups * self.lanes, fan_in), np.int64)
+        padded[:rows] = weights
+        return padded.reshape(self.groups, self.lanes, fan_in).transpose(0, 2, 1).reshape(-1, self.lanes)
 
     @property
     def fan_in(self) -> int:
@@ -180,9 +202,12 @@ def _refuse_unsupported_nodes(g: Graph):
         raise UnsupportedError("the fpga target runs a fixed IR; compile the model for fpga first")
 
 
-def build_plan(g: Graph, target: TargetDescription) -> DesignPlan:
-    """Lower ``g`` (a fixed IR) into a :class:`DesignPlan`; refuse what the RTL cannot run."""
+def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPlan:
+    """Lower ``g`` (a fixed IR) into a :class:`DesignPlan` with ``lanes`` synapse lanes per core;
+    refuse what the RTL cannot run."""
     _refuse_unsupported_nodes(g)
+    if lanes < 1:
+        raise UnsupportedError(f"fpga lanes = {lanes}: the number of synapse lanes must be at least 1")
     hw = target.raw.get("hardware", {})
     inp = g.input
     x_max = (1 << (inp.bits - 1)) - 1 if inp.bits > 1 else 1
@@ -196,7 +221,7 @@ def build_plan(g: Graph, target: TargetDescription) -> DesignPlan:
     for cid, pop in enumerate(g.neurons):
         syn, src, weight, bias = _synapse_of(g, pop)
         src_list = lists[src.name]
-        core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw)
+        core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw, lanes)
         src_list.readers.append((cid, "in", syn.delay))
         if core.has_rec:
             lists[pop.name].readers.append((cid, "rec", pop.rec_delay))
@@ -211,7 +236,8 @@ def build_plan(g: Graph, target: TargetDescription) -> DesignPlan:
     return plan
 
 
-def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_max: int, hw: dict) -> CorePlan:
+def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_max: int, hw: dict,
+          lanes: int) -> CorePlan:
     f = pop.format
     size = pop.size
     if size > int(hw.get("max_neurons_per_core", size)):
@@ -281,5 +307,5 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
         fmt=f, reset_mode=pop.reset_mode, reset_timing=pop.reset_timing,
         u_bits=wd.stored_bits(f.current), v_bits=wd.stored_bits(f.voltage),
         calc_bits=wd.signed_bits(calc_max) + 1, threshold_bits=wd.unsigned_bits(thr_max),
-        walk_bits=wd.unsigned_bits(max(src.size, size if rec_w is not None else 0) + 1),
-        scalars=scalars, fields=fields, rules=rules)
+        walk_bits=wd.unsigned_bits(max(src.size, size if rec_w is not None else 0, lanes)),
+        scalars=scalars, fields=fields, rules=rules, lanes=lanes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from snnhw.targets.fpga import gatelevel
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.render import design_sources
 from snnhw.targets.fpga.tools import run_tool
@@ -19,7 +20,8 @@ SEED = 1
 NETLIST = "pnr_netlist.json"
 ASC = "pnr.asc"
 REPORT = "pnr_report.json"
-SCRATCH = (NETLIST, ASC, REPORT, "pnr_yosys.log")
+GATE_NETLIST = "pnr_gate.v"
+SCRATCH = (NETLIST, ASC, REPORT, GATE_NETLIST, "pnr_yosys.log")
 
 NO_OPEN_FLOW = ("synthesis only: no open place-and-route flow for this device family is installed "
                 "(Debian packages nextpnr for iCE40, not for Xilinx 7-series)")
@@ -48,12 +50,14 @@ def _clock(report: dict) -> float:
 def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path) -> dict:
     """Synthesize ``<top>_board``, place and route it on ``device``; write its bitstream into ``out_dir``.
 
-    Returns the achieved Fmax (MHz), nextpnr's utilization and the bitstream's file name, or
-    ``fits: False`` with nextpnr's reason when the design does not fit the device."""
+    Returns the achieved Fmax (MHz), nextpnr's utilization, the gate-level check of the synthesized
+    netlist (:mod:`gatelevel`) and the bitstream's file name, which is ``None`` (with
+    ``bitstream_withheld``) when that netlist does not behave as the RTL; or ``fits: False`` with
+    nextpnr's reason when the design does not fit the device."""
     rtl_dir = Path(rtl_dir)
     top = board_top(plan)
     sources = " ".join(design_sources(plan) + [f"{top}.v"])
-    script = f"read_verilog {sources}; synth_ice40 -dsp -top {top} -json {NETLIST}"
+    script = f"read_verilog {sources}; synth_ice40 -dsp -top {top} -json {NETLIST}; write_verilog -noattr {GATE_NETLIST}"
     try:
         run_tool(["yosys", "-q", "-l", "pnr_yosys.log", "-p", script], rtl_dir, PNR_TIMEOUT_S, "yosys (place and route)")
         args = [*_command(device), "--json", NETLIST, "--asc", ASC, "--report", REPORT,
@@ -64,15 +68,20 @@ def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path
             return {"device": device["name"], "fits": False,
                     "reason": (lines or [f"nextpnr exit code {done.returncode}"])[0].strip()}
         report = json.loads((rtl_dir / REPORT).read_text())
-        name = bitstream_name(device)
-        run_tool(["icepack", ASC, str(Path(out_dir).resolve() / name)], rtl_dir, PNR_TIMEOUT_S, "icepack")
+        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST)
+        name = bitstream_name(device) if gate["equal"] else None
+        if name:
+            run_tool(["icepack", ASC, str(Path(out_dir).resolve() / name)], rtl_dir, PNR_TIMEOUT_S, "icepack")
     finally:
         for f in SCRATCH:
             (rtl_dir / f).unlink(missing_ok=True)
     used = {k: {"used": v["used"], "available": v["available"]} for k, v in sorted(report["utilization"].items())
             if v["used"]}
-    return {"device": device["name"], "fits": True, "tool": " ".join(_command(device)), "seed": SEED,
-            "fmax_mhz": _clock(report), "utilization": used, "bitstream": name}
+    out = {"device": device["name"], "fits": True, "tool": " ".join(_command(device)), "seed": SEED,
+           "fmax_mhz": _clock(report), "utilization": used, "gate_level": gate, "bitstream": name}
+    if not name:
+        out["bitstream_withheld"] = gate["reason"]
+    return out
 
 
 def place_and_route_all(plan: DesignPlan, rtl_dir: Path, devices: list, fits: list, out_dir: Path) -> dict:

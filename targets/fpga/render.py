@@ -54,6 +54,21 @@ def _offsets(c: CorePlan) -> dict:
     return out
 
 
+def lane_words(c: CorePlan, weights, bits: int) -> list[int]:
+    """The banked weight memory of ``weights`` as one word per row: lane p in bits
+    ``[p*bits, (p+1)*bits)`` (see :meth:`CorePlan.banked`)."""
+    mask = (1 << bits) - 1
+    return [sum((int(w) & mask) << (p * bits) for p, w in enumerate(row)) for row in c.banked(weights)]
+
+
+def mult_widths(c: CorePlan) -> dict:
+    """Operand widths (bits, signed) of the two decay multipliers: the stored register times a
+    decay factor 0..2^decay_bits, which needs one bit more than its unsigned width."""
+    one = 1 << c.fmt.decay_bits
+    factor = wd.unsigned_bits(one) + 1
+    return {"u": (c.u_bits, factor), "v": (c.v_bits, factor)}
+
+
 def render_design(plan: DesignPlan) -> dict[str, str]:
     """File name -> contents of the whole design: modules, memory images and the testbench."""
     env = _environment()
@@ -63,16 +78,18 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
         if lst.readers:
             files[f"{lst.module}.v"] = env.get_template("spike_list.v.j2").render(l=lst)
     for c in plan.cores:
-        waw = wd.index_bits(c.size * c.fan_in)
-        raw = wd.index_bits(c.size * c.size)
+        waw = wd.index_bits(c.groups * c.fan_in)
+        raw = wd.index_bits(c.groups * c.size)
         files[f"{c.module}.v"] = env.get_template("lif_core.v.j2").render(
             c=c, own=own[c.name], waw=waw, raw=raw, row_step=c.fan_in % (1 << waw),
-            rec_row_step=c.size % (1 << raw), offsets=_offsets(c))
-        files[f"{c.module}_weights.mem"] = hex_words(c.weights.reshape(-1), c.weight_bits)
+            rec_row_step=c.size % (1 << raw), offsets=_offsets(c), group_bits=wd.index_bits(c.groups),
+            lane_bits=wd.unsigned_bits(c.lanes), mult=mult_widths(c))
+        files[f"{c.module}_weights.mem"] = hex_words(lane_words(c, c.weights, c.weight_bits), c.lanes * c.weight_bits)
         if c.fields:
             files[f"{c.module}_params.mem"] = hex_words(_param_words(c), c.param_bits)
         if c.has_rec:
-            files[f"{c.module}_rec_weights.mem"] = hex_words(c.rec_weights.reshape(-1), c.rec_weight_bits)
+            files[f"{c.module}_rec_weights.mem"] = hex_words(lane_words(c, c.rec_weights, c.rec_weight_bits),
+                                                             c.lanes * c.rec_weight_bits)
     files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
     files[f"{plan.top}_board.v"] = env.get_template("pnr_top.v.j2").render(plan=plan)
     files[TESTBENCH] = env.get_template("tb.v.j2").render(plan=plan)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from snnhw.targets.fpga.cycles import FORMULA, step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.pnr import board_top, place_and_route_all
 from snnhw.targets.fpga.render import design_sources
@@ -15,28 +16,11 @@ from snnhw.targets.fpga.tools import run_tool
 
 LINT_TIMEOUT_S = 300.0
 SYNTH_TIMEOUT_S = 1800.0
-STEP_OVERHEAD = 2        # controller: the step pulse and the advance of every spike list
-LAYER_OVERHEAD = 2       # per core: the start pulse and the done pulse
-NEURON_OVERHEAD = 4      # per neuron: FETCH, UPDATE and the two pipeline-drain cycles of the walk
-CYCLE_FORMULA = (f"sum over layers of [ N * (max(E_in, E_rec) + {NEURON_OVERHEAD}) + {LAYER_OVERHEAD} ] + {STEP_OVERHEAD}"
-                 " (N neurons; E_in events in the input list read this step, E_rec own spikes read by the "
-                 "recurrent synapse, 0 without one); input streaming adds one cycle per input event")
-
 ICE40_CELLS = {"lut": ("SB_LUT4",), "bram": ("SB_RAM40_4K",), "dsp": ("SB_MAC16",)}
 XILINX_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
 # LUTs taken by distributed RAM / shift-register cells (UG474, "Distributed RAM")
 XILINX_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1,
                  "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
-
-
-def layer_cycles(size: int, in_events: int, rec_events: int) -> int:
-    """Clock cycles one core needs for one timestep (docs/targets/fpga.md, "Cycle budget")."""
-    return size * (max(in_events, rec_events) + NEURON_OVERHEAD) + LAYER_OVERHEAD
-
-
-def step_cycles(plan: DesignPlan, in_events: list, rec_events: list) -> int:
-    """Cycles from the step pulse to ready, given each core's input and recurrent event counts."""
-    return sum(layer_cycles(c.size, e, r) for c, e, r in zip(plan.cores, in_events, rec_events)) + STEP_OVERHEAD
 
 
 def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
@@ -46,7 +30,7 @@ def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
     hi_events = sum(c.size * (c.source.size + (c.size if c.has_rec else 0)) for c in plan.cores)
     hz = clock_mhz * 1e6
     return {
-        "formula": CYCLE_FORMULA,
+        "formula": FORMULA,
         "clock_mhz": clock_mhz,
         "cycles_per_step_no_events": lo,
         "cycles_per_step_all_active": hi,
@@ -54,7 +38,7 @@ def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
         "steps_per_s_all_active": round(hz / hi, 1),
         "synaptic_events_per_s_all_active": round(hi_events * hz / hi, 1),
         "layers": [{"layer": c.name, "neurons": c.size, "fan_in": c.fan_in, "recurrent": c.has_rec,
-                    "input_delay": c.delay} for c in plan.cores],
+                    "input_delay": c.delay, "lanes": c.lanes, "groups": c.groups} for c in plan.cores],
     }
 
 
@@ -75,8 +59,18 @@ def lint(plan: DesignPlan, rtl_dir: Path) -> dict:
 
 
 def _cells(stat: dict, top: str) -> dict:
-    mod = stat.get("modules", {}).get(f"\\{top}") or stat.get("design", {})
-    return {str(k): int(v) for k, v in mod.get("num_cells_by_type", {}).items()}
+    """Primitive cells of ``top`` with every kept submodule (the decay multipliers are kept as their
+    own modules, see lif_core.v.j2) counted into it, once per instance."""
+    modules = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in stat.get("modules", {}).items()}
+
+    def flat(name: str) -> dict:
+        out: dict = {}
+        for kind, n in modules[name].items():
+            kind = str(kind).lstrip("\\")
+            for leaf, k in (flat(kind).items() if kind in modules else ((kind, 1),)):
+                out[leaf] = out.get(leaf, 0) + int(n) * k
+        return out
+    return flat(top)
 
 
 def _count(cells: dict, names) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.errors import SnnhwError
+from snnhw.targets.fpga.cycles import step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.render import TESTBENCH, design_sources, hex_words
 from snnhw.targets.fpga.tools import run_tool
@@ -67,8 +68,8 @@ def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
 
 
 def estimated_cycles(plan: DesignPlan, steps: int, samples: int) -> int:
-    """Upper bound of simulated cycles: every list full every step (see :mod:`report`)."""
-    per_step = sum(c.size * (max(c.source.size, c.size if c.has_rec else 0) + 4) + 2 for c in plan.cores) + 2
+    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`)."""
+    per_step = step_cycles(plan, [c.source.size for c in plan.cores], [c.size if c.has_rec else 0 for c in plan.cores])
     return samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
 
 

@@ -1,0 +1,90 @@
+"""Gate-level check: the netlist yosys synthesized for the device behaves as the RTL does.
+
+yosys ``synth_ice40`` writes the netlist that nextpnr places also as Verilog (``write_verilog``).
+This module simulates that netlist with yosys's own models of the iCE40 cells
+(``share/ice40/cells_sim.v``, compiled with ``-DNO_ICE40_DEFAULT_ASSIGNMENTS`` for Icarus) and the
+RTL board top, both driven by ``gate_tb`` with the same pseudo-random input, and compares every
+spike and every step's cycle count. Only an equal netlist gets a bitstream (targets/fpga/pnr.py):
+a tool that mis-maps the design (as yosys 0.23's ``ice40_dsp`` did with registers around the
+decay multipliers, docs/targets/fpga.md) would otherwise ship hardware that is not what was
+verified.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from snnhw.targets.fpga.plan import DesignPlan
+from snnhw.targets.fpga.render import _environment, design_sources, hex_words
+from snnhw.targets.fpga.simulate import input_events
+from snnhw.targets.fpga.tools import require, run_tool
+
+STEPS = 4                # timesteps simulated (one sample)
+DENSITY = 0.3            # share of input neurons active per step
+SEED = 0
+TIMEOUT_S = 1800.0
+OUT = "gate_out.txt"
+
+
+def cells_library() -> Path:
+    """yosys's simulation models of the iCE40 cells (next to the yosys binary's share directory)."""
+    yosys = Path(require("yosys")).resolve()
+    for share in (yosys.parent.parent / "share" / "yosys", Path("/usr/share/yosys"), Path("/usr/local/share/yosys")):
+        lib = share / "ice40" / "cells_sim.v"
+        if lib.exists():
+            return lib
+    raise FileNotFoundError("yosys's ice40/cells_sim.v was not found next to the yosys binary")
+
+
+def stimulus(plan: DesignPlan) -> np.ndarray:
+    """``[STEPS, 1, inputs]`` integers: each input active with probability DENSITY, graded inputs
+    with a nonzero value of either sign."""
+    inp = plan.lists[0]
+    rng = np.random.default_rng(SEED)
+    active = rng.random((STEPS, 1, inp.size)) < DENSITY
+    if not inp.value_bits:
+        return active.astype(np.int64)
+    top = (1 << (inp.value_bits - 1)) - 1
+    values = rng.integers(1, top + 1, active.shape) * rng.choice([-1, 1], active.shape)
+    return np.where(active, values, 0).astype(np.int64)
+
+
+def _run(plan: DesignPlan, job: Path, sources: list, defines: list) -> str:
+    inp = plan.lists[0]
+    words, offsets = input_events(stimulus(plan), bool(inp.value_bits))
+    packed = [((v & ((1 << inp.value_bits) - 1)) << inp.index_bits | i) if inp.value_bits else i for v, i in words]
+    (job / "stim_events.mem").write_text(hex_words(packed or [0], inp.index_bits + inp.value_bits))
+    (job / "stim_offsets.mem").write_text(hex_words(offsets, 32))
+    (job / "gate_tb.v").write_text(_environment().get_template("gate_tb.v.j2").render(plan=plan))
+    params = [f"-Pgate_tb.N_STEPS={STEPS}", f"-Pgate_tb.N_EVENTS={max(1, len(words))}"]
+    run_tool(["iverilog", "-g2005", "-s", "gate_tb", "-o", "gate.vvp", *defines, *params, *map(str, sources),
+              "gate_tb.v"], job, TIMEOUT_S, "iverilog (gate-level check)")
+    run_tool(["vvp", "-n", "gate.vvp"], job, TIMEOUT_S, "the gate-level simulation")
+    return (job / OUT).read_text() if (job / OUT).exists() else ""
+
+
+def check(plan: DesignPlan, rtl_dir: Path, netlist: Path) -> dict:
+    """Simulate the RTL board top and the synthesized ``netlist`` on the same input; ``equal`` when
+    their spikes and cycle counts agree line for line, else ``reason`` names the first difference."""
+    rtl_dir = Path(rtl_dir)
+    with tempfile.TemporaryDirectory(prefix="snnhw-gate-") as tmp:
+        job = Path(tmp)
+        for f in rtl_dir.iterdir():
+            if f.suffix in (".v", ".mem"):
+                shutil.copyfile(f, job / f.name)
+        board = f"{plan.top}_board.v"
+        rtl = _run(plan, job, design_sources(plan) + [board], [])
+        gate = _run(plan, job, [cells_library(), Path(netlist).resolve()], ["-DNO_ICE40_DEFAULT_ASSIGNMENTS"])
+    spikes = sum(ln.startswith("S ") for ln in rtl.splitlines())
+    out = {"simulator": "icarus", "steps": STEPS, "input_density": DENSITY, "seed": SEED, "rtl_spikes": spikes}
+    if rtl == gate and rtl.endswith("END\n"):
+        return {**out, "equal": True}
+    a, b = rtl.splitlines(), gate.splitlines()
+    first = next((i for i in range(max(len(a), len(b))) if (a[i:i + 1] or [""]) != (b[i:i + 1] or [""])), 0)
+    line = lambda lines: lines[first] if first < len(lines) else "(no line)"
+    return {**out, "equal": False,
+            "reason": f"the synthesized netlist differs from the RTL at output line {first + 1}: RTL "
+                      f"{line(a)!r}, netlist {line(b)!r}"}
