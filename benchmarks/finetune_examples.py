@@ -6,7 +6,7 @@ accuracy, the deployed accuracy (the target's fixed point, in the emulator) befo
 `snnhw.finetune`, and the fine-tuning time.
 
     python benchmarks/finetune_examples.py [--models mlp,conv,synaptic-digits,synaptic] [--bits 8,4] [--epochs 5]
-        [--lr 2e-3] [--schedule cosine] [--target emu] [--threads 1]
+        [--lr 2e-3] [--schedule cosine] [--target emu] [--threads 1] [--channel-steps auto]
 
 Each model is trained in float as its example does (seed 0) and fine-tuned on its training set;
 accuracies are on held-out data (450 test digits; 500 temporal-order samples of another seed).
@@ -109,31 +109,36 @@ def main() -> None:
     ap.add_argument("--schedule", default="cosine", help="learning rate over the epochs: cosine or constant")
     ap.add_argument("--target", default="emu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--channel-steps", default="auto", help="per-channel weight steps, one or more of auto, on, "
+                    "off (e.g. off,auto: one row per setting, fine-tuned from the same float model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tgt = load(args.target)
     rows = []
-    print("| model | weights | float | deployed before | deployed after | after - float | fine-tuning wall / CPU |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | weights | channel steps | float | deployed before | deployed after | after - float "
+          "| fine-tuning wall / CPU |")
+    print("|---|---|---|---|---|---|---|---|")
     for key in args.models.split(","):
         title, base, make, shape, (x, y), (xt, yt) = MODELS[key]()
         f_acc = float_accuracy(base, xt, yt)
         spikes = bool(np.all((x == 0) | (x == 1)))
-        for bits in (int(b) for b in args.bits.split(",")):
+        for bits, steps in ((int(b), c) for b in args.bits.split(",") for c in args.channel_steps.split(",")):
             net = make()
             net.load_state_dict(base.state_dict())
-            opts = CompileOptions(input_bits=1, weight_bits=bits) if spikes else \
-                CompileOptions(input_bits=tgt.numerics.input_bits, input_max=1.0, weight_bits=bits)
+            opts = CompileOptions(input_bits=1, weight_bits=bits, channel_steps=steps) if spikes else \
+                CompileOptions(input_bits=tgt.numerics.input_bits, input_max=1.0, weight_bits=bits,
+                               channel_steps=steps)
             before = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
             t0, c0 = time.perf_counter(), time.process_time()
             finetune(net, (x, y), tgt, opts, shape, epochs=args.epochs, seed=0, lr=args.lr, schedule=args.schedule,
-                     on_epoch=lambda e: print(f"  {key} {bits}-bit epoch {e.epoch}: loss {e.loss:.4f}, deployed "
-                                              f"(training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
+                     on_epoch=lambda e: print(f"  {key} {bits}-bit {steps} epoch {e.epoch}: loss {e.loss:.4f}, "
+                                              f"deployed (training data) {e.deployed_accuracy:.4f}, {e.seconds:.0f} s",
                                               file=sys.stderr, flush=True))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             after = deployed_accuracy(deployment(net, shape, tgt, opts)[1], xt, yt)
-            rows.append((title, bits, f_acc, before, after))
-            print(f"| {title} | {bits}-bit | {f_acc:.4f} | {before:.4f} | {after:.4f} | {100 * (after - f_acc):+.2f} pt "
+            rows.append((f"{title} (channel steps {steps})", bits, f_acc, before, after))
+            print(f"| {title} | {bits}-bit | {steps} | {f_acc:.4f} | {before:.4f} | {after:.4f} "
+                  f"| {100 * (after - f_acc):+.2f} pt "
                   f"| {wall:.0f} s / {cpu:.0f} s ({args.epochs} epochs) |", flush=True)
     bar = {8: 0.5, 4: 1.5}
     for title, bits, f_acc, _, after in rows:

@@ -63,8 +63,10 @@ def wall(args, repeat=3) -> float:
     return best
 
 
-PEAK = ("import resource, sys\nfrom snnhw.cli import main\nrc = main(sys.argv[1:])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and exec, so it would report this
+# benchmark's own footprint (torch, the data set) as the child's peak.
+PEAK = ("import sys\nfrom snnhw.cli import main\nrc = main(sys.argv[1:])\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\nsys.exit(rc)\n")
 
 
 def run_peak(args) -> tuple[float, float]:

@@ -25,6 +25,7 @@ class CompileOptions:
     input_max: float = 1.0     # largest |input| (graded input scale)
     weight_bits: int | None = None
     calibration: object = None  # sample input [T, B, *shape] (numpy): state ranges for the quantizer
+    channel_steps: str = "auto"  # per-channel weight steps: auto, on, off (compiler.quantize.channel_gains)
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,11 @@ PASSES = (
     Pass("check-features", "refuse ops and neuron features the target cannot run (before any work)",
          lambda g, t, o: legalize(g, t)),
     Pass("quantize", "float IR -> fixed IR: power-of-two weight scales within the weight bits, thresholds and "
-         "calibrated state ranges; integer thresholds, biases and decays",
+         "calibrated state ranges (per neuron where a layer's rows would lose bits); integer thresholds, biases "
+         "and decays",
          lambda g, t, o: quantize(g, t, o.input_bits, o.input_max, o.weight_bits,
-                                  None if o.calibration is None else state_ranges(g, o.calibration))),
+                                  None if o.calibration is None else state_ranges(g, o.calibration),
+                                  o.channel_steps)),
     Pass("timing", "set every synapse's delay to the target's hardware delay",
          lambda g, t, o: apply_target_delays(g, t)),
 )

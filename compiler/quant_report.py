@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from snnhw.compiler.lower_maxpool import describe as describe_or_layers
+from snnhw.compiler.quantize import CHANNEL_META
 from snnhw.ir import LIF, Graph
 
 THRESHOLD_REL_ERROR = 0.125  # a threshold further than this from its float value is warned
@@ -35,7 +36,8 @@ def signal_scales(float_g: Graph, fixed_g: Graph) -> dict:
     """Float value of one integer unit of every node's output in the fixed IR.
 
     Spikes are 1; the input has its scale; a synapse's step is the scale its population reads
-    (``state_scale * 2^input_shift``) undone through any pooling (avg pools divide by the window).
+    (``state_scale * 2^input_shift``, one per output row where the population has per-channel weight
+    steps) undone through any pooling (avg pools divide by the window).
     Nodes a target's lowering inserted (absent from ``float_g``) pass their input's scale on.
     """
     scale = {}
@@ -79,11 +81,13 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None, deploy
         fl = float_g.node(fx.name)
         if fx.is_synapse:
             step = scale.get(fx.name, 1.0)
-            w_back = fx.weight.astype(np.float64) * step / scale[fx.input]
+            w_back = fx.weight.astype(np.float64) * rows(step, fx.weight) / scale[fx.input]
             big = int(np.abs(fx.weight).max()) if fx.weight.size else 0
-            L = layers[fx.name] = {"op": type(fx).__name__, "output_step": step, "delay": fx.delay,
+            L = layers[fx.name] = {"op": type(fx).__name__, "output_step": _short(step), "delay": fx.delay,
                                    "weight_max_int": big, "weight_effective_bits": big.bit_length() + 1 if big else 0,
                                    "weight": _stats(fl.weight, w_back)}
+            if np.ndim(step):  # per-channel steps: the effective bits of the nonzero rows
+                L["row_effective_bits"] = _row_bits(fx.weight)
             if fl.bias is not None:
                 L["bias_float"] = _short(fl.bias)
                 if fx.bias is None:
@@ -97,7 +101,7 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None, deploy
             thr = np.asarray(fx.threshold) * s
             b_float, b_fixed = _total_bias(float_g, fl), _total_bias(fixed_g, fx)
             layers[fx.name] = {
-                "op": "LIF", "state_lsb": s, "reset": f"{fx.reset_mode}/{fx.reset_timing}",
+                "op": "LIF", "state_lsb": _short(s), "reset": f"{fx.reset_mode}/{fx.reset_timing}",
                 "threshold_float": _short(fl.threshold), "threshold_fixed": _short(thr),
                 "beta_float": _short(fl.beta), "beta_fixed": _short(np.asarray(fx.beta) / one),
                 "alpha_float": _short(fl.alpha), "alpha_fixed": _short(np.asarray(fx.alpha) / one),
@@ -109,7 +113,8 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None, deploy
                 big = int(np.abs(fx.rec_weight).max()) if fx.rec_weight.size else 0
                 layers[fx.name].update(rec_weight_exp=int(fx.rec_weight_exp), rec_weight_max_int=big,
                                        rec_weight_effective_bits=big.bit_length() + 1 if big else 0,
-                                       rec_weight=_stats(fl.rec_weight, fx.rec_weight * _rec_step(fx)))
+                                       rec_weight=_stats(fl.rec_weight, fx.rec_weight * rows(_rec_step(fx),
+                                                                                              fx.rec_weight)))
     if calibration is not None:
         _calibration(float_g, fixed_g, calibration, layers)
         warnings += [f"layer {name}: calibration predicts {k} overflow (float |{k[0]}| up to "
@@ -118,17 +123,32 @@ def quantization_report(float_g: Graph, fixed_g: Graph, calibration=None, deploy
                      f"of that range: expect saturation (see overflow in `snnhw run`)"
                      for name, L in layers.items() if "calibration" in L
                      for k, v in L["calibration"]["predicted_overflow"].items() if v]
+    channel = json.loads(fixed_g.meta.get(CHANNEL_META, '{"policy": "off", "layers": {}}'))
+    for name, info in channel["layers"].items():
+        layers[name]["channel_steps"] = info
     out = {"input_scale": fixed_g.input.scale, "input_bits": fixed_g.input.bits, "layers": layers,
-           "calibrated": calibration is not None, "warnings": warnings}
+           "calibrated": calibration is not None, "warnings": warnings, "channel_steps": channel["policy"]}
     lowered = describe_or_layers(deployed if deployed is not None else fixed_g)
     if lowered:
         out["lowered"] = lowered
     return out
 
 
+def rows(step, w: np.ndarray):
+    """``step`` (one number, or one per output row with per-channel steps) shaped to multiply ``w``."""
+    return np.reshape(step, (-1, *[1] * (np.ndim(w) - 1))) if np.ndim(step) else step
+
+
+def _row_bits(w: np.ndarray) -> list:
+    """[min, max] effective bits of the nonzero rows of integer weights ``w``."""
+    big = np.abs(w.reshape(w.shape[0], -1).astype(np.int64)).max(axis=1)
+    bits = [int(b).bit_length() + 1 for b in big if b]
+    return [min(bits), max(bits)] if bits else [0, 0]
+
+
 def _rec_step(pop: LIF) -> float:
     """Float value of one recurrent weight unit of a fixed population (its input unit times 2^e for
-    a coarser recurrent path)."""
+    a coarser recurrent path); per neuron with per-channel steps."""
     return pop.format.state_scale * (1 << pop.format.input_shift) * 2.0 ** max(0, pop.rec_weight_exp)
 
 
@@ -157,6 +177,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
     value. ``limit``: per synapse, what set its step (compiler.quantize)."""
     dead, lost = [], []
     wb = int(fixed_g.meta.get("weight_bits", 8))
+    per_row = {v["synapse"] for v in json.loads(fixed_g.meta.get(CHANNEL_META, '{"layers": {}}'))["layers"].values()}
     # the float input's range and sign are those the fixed input can represent (spikes: 0/1)
     x_max = 1.0 if fixed_g.input.bits == 1 else ((1 << (fixed_g.input.bits - 1)) - 1) * fixed_g.input.scale
     x_max = -x_max if fixed_g.input.bits == 1 else x_max
@@ -174,6 +195,13 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
             if nonzero and eb < min(min_bits, wb):
                 lost.append(f"layer {fx.name}: weights keep {eb} effective bits of {wb} (largest integer {big}; "
                             f"the {why} sets the step); {REMEDY[why]}")
+            if fx.name in per_row:  # per-channel steps: a row whose gain a bound limited can still keep few bits
+                rows = np.abs(fx.weight.reshape(fx.weight.shape[0], -1).astype(np.int64)).max(axis=1)
+                few = np.any(fl.weight.reshape(rows.size, -1) != 0, axis=1) & (rows < 1 << (min(min_bits, wb) - 2))
+                if np.any(few):
+                    lost.append(f"layer {fx.name}: {int(few.sum())} of {rows.size} rows keep fewer than "
+                                f"{min(min_bits, wb)} effective bits with per-channel steps (their threshold, bias or "
+                                f"synaptic-sum bound limits the gain; compiler.md, per-channel steps)")
             zeroed = int(np.count_nonzero((fl.weight != 0) & (fx.weight == 0)))
             if zeroed * 2 > nonzero:
                 lost.append(f"layer {fx.name}: {zeroed} of {nonzero} nonzero weights quantize to 0")
@@ -187,7 +215,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
             gone = int(np.count_nonzero((b_float != 0) & (b_fixed == 0)))
             if gone:
                 lost.append(f"layer {fx.name}: {gone} of {b_float.size} neuron biases quantize to 0 (below half a "
-                            f"state LSB of {fx.format.state_scale:.3g})")
+                            f"state LSB of {float(np.min(fx.format.state_scale)):.3g})")
             if fx.rec_weight is not None and np.any(fl.rec_weight):
                 big = int(np.abs(fx.rec_weight).max())
                 eb = big.bit_length() + 1 if big else 0
@@ -275,12 +303,13 @@ def _calibration(float_g, fixed_g, x, layers):
         if p.name not in ranges:
             continue  # added by a lowering pass: no float states
         f, r = p.format, ranges[p.name]
+        unit = float(np.min(f.state_scale))  # per-channel steps: the finest neuron's registers hold the least
         limits = {"current": (1 << (f.current.bits - 1)) - 1, "voltage": (1 << (f.voltage.bits - 1)) - 1}
         float_max = {"current": r["max_abs_current"], "voltage": r["max_abs_voltage"]}
         layers[p.name]["calibration"] = {
             "float_max_abs_current": float_max["current"], "float_max_abs_voltage": float_max["voltage"],
-            "register_max_abs": {k: limits[k] * f.state_scale for k in limits},
-            "predicted_overflow": {k: float_max[k] / f.state_scale > limits[k] for k in limits},
+            "register_max_abs": {k: limits[k] * unit for k in limits},
+            "predicted_overflow": {k: bool(float_max[k] / unit > limits[k]) for k in limits},
             "observed_overflow": observed.get(p.name, {}),
         }
 

@@ -1,4 +1,5 @@
-"""Quantization pass: float IR -> fixed-point IR with per-layer power-of-two scales.
+"""Quantization pass: float IR -> fixed-point IR with per-layer power-of-two scales (refined per neuron
+by per-channel steps where a layer's rows would lose bits).
 
 Scales (float value of one integer unit) are tracked along the graph:
 * the input: binary spikes have scale 1; graded input gets 2^-k, the largest k with
@@ -12,7 +13,12 @@ Scales (float value of one integer unit) are tracked along the graph:
   within the weight bits; with calibration data also the largest |u|, |v| inside the registers, but
   never at the cost of more than ``weight_bits - MIN_WEIGHT_BITS`` weight bits (beyond that the
   predicted overflow is reported instead);
-* a population's state LSB is ``S / 2^input_shift`` for its input scale S; thresholds and biases
+* per-channel steps (:func:`channel_gains`, ``--channel-steps``, targets with
+  ``features.channel_steps``): where a layer's rows would lose effective bits, each neuron of a
+  Dense-fed population gets its own step, the layer's divided by a gain >= 1 that lets its row use
+  the whole weight range within every bound; its threshold, bias and state unit scale with it;
+* a population's state LSB is ``S / 2^input_shift`` for its input scale S (per neuron with
+  per-channel steps); thresholds and biases
   are rounded in those units (thresholds to multiples of 2^threshold_lsb_bits); decays become
   integers in units of 2^-decay_bits. A population without current decay (alpha = 0) takes the
   biases of its Dense and recurrent synapses into its own bias (exactly the same sum, 2^input_shift times finer).
@@ -37,7 +43,10 @@ from snnhw.targets.description import TargetDescription
 
 MIN_WEIGHT_BITS = 4  # effective bits (sign included) a weight matrix keeps at least; fewer is warned
 MIN_INPUT_BITS = 4   # effective bits graded input keeps at least when traded for weight bits
+CHANNEL_STEPS = ("auto", "on", "off")  # per-channel weight steps: where rows lose bits, wherever a row gains, never
+MAX_CHANNEL_BITS = 24  # a row's step is at most 2^24 times finer than its layer's (its threshold bounds it too)
 WARNINGS = "quantization_warnings"
+CHANNEL_META = "channel_steps"  # Graph.meta: JSON {"policy", "layers": {population: {synapse, gain, ...}}}
 
 
 def _exp_for(max_abs: float, limit: float) -> int:
@@ -51,10 +60,12 @@ def _round(x) -> np.ndarray:
     return np.asarray(np.round(np.asarray(x, dtype=np.float64)), dtype=np.int64)
 
 
-def _round_weights(w: np.ndarray, factor: float, bits: int) -> np.ndarray:
+def _round_weights(w: np.ndarray, factor, bits: int) -> np.ndarray:
     """``round(w * factor)`` for weights that fit ``bits`` (< 2^24: exact in float32), stored in the
-    narrowest integer type, without float64 or int64 temporaries (weights are the bulk of a model)."""
-    q = np.multiply(w, np.float32(factor), dtype=np.float32)
+    narrowest integer type, without float64 or int64 temporaries (weights are the bulk of a model).
+    factor: one number, or one per output row (per-channel steps)."""
+    f = np.asarray(factor, np.float32)
+    q = np.multiply(w, f.reshape(-1, *[1] * (w.ndim - 1)) if f.ndim else f, dtype=np.float32)
     np.rint(q, out=q)
     return q.astype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
 
@@ -71,7 +82,7 @@ def input_scale(x_max: float, bits: int) -> float:
 
 
 def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max: float = 1.0,
-             weight_bits: int | None = None, ranges: dict | None = None) -> Graph:
+             weight_bits: int | None = None, ranges: dict | None = None, channel_steps: str = "auto") -> Graph:
     """Return the fixed-point IR of float graph ``g`` for ``target``.
 
     input_bits: 1 for binary spike input, otherwise the graded input width.
@@ -79,6 +90,9 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     weight_bits: overrides the target's weight width (must not exceed it).
     ranges: calibrated state ranges (compiler.calibrate.state_ranges); each population's scale then
     also keeps its largest calibrated |u| and |v| inside the current and voltage registers.
+    channel_steps: per-channel weight steps (one of CHANNEL_STEPS, see :func:`channel_gains`):
+    ``auto`` where a layer's rows would lose effective bits, ``on`` wherever a row gains,
+    ``off`` never; only on targets whose description allows them (``features.channel_steps``).
     """
     if g.kind != "float":
         raise SnnhwError("quantize expects a float IR")
@@ -88,6 +102,11 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         raise SnnhwError(f"--weight-bits {wb}: target {target.name} supports 2..{num.weight_bits}")
     wmax = (1 << (wb - 1)) - 1
     warnings: list[str] = []
+    if channel_steps not in CHANNEL_STEPS:
+        raise SnnhwError(f"--channel-steps {channel_steps}: expected one of {', '.join(CHANNEL_STEPS)}")
+    if channel_steps == "on" and not target.features.channel_steps:
+        raise SnnhwError(f"--channel-steps on: target {target.name} has no per-channel weight steps "
+                         "(features.channel_steps); use --channel-steps off")
 
     in_scale = input_scale(input_max, input_bits)
     split = target.features.synapse_exponent
@@ -106,6 +125,9 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
     shifts = _path_shifts(g, out_exp, limit)
     scale = _scales(g, in_scale, out_exp)
     folded = _folded_biases(g)
+    policy = channel_steps if target.features.channel_steps else "off"
+    gains = channel_gains(g, num, wb, scale, out_exp, rec_exp, ranges, policy)
+    row_gain = {g.node(pop).input: k for pop, k in gains.items()}  # per synapse: gain_i per row
     for name, k in rec_exp.items():
         e = out_exp[g.feeding_synapse(g.node(name).input)[0].name] - k
         if e > 0 and not ranges:
@@ -118,7 +140,7 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
         if n.is_input:
             nodes.append(Input(n.name, tuple(n.shape), input_bits, scale[n.name]))
         elif n.is_synapse:
-            step = 2.0 ** -out_exp[n.name]
+            step = 2.0 ** -out_exp[n.name] / row_gain.get(n.name, 1.0)  # per row with channel steps
             w = _round_weights(n.weight, scale[n.input] / step, wb)
             b = None if n.bias is None or n.name in folded else _round(n.bias / step)
             acc = getattr(num, n.acc_register)
@@ -130,8 +152,13 @@ def quantize(g: Graph, target: TargetDescription, input_bits: int = 1, input_max
             syn = g.node(n.input)
             extra = _bias_of(syn, n) if syn.name in folded else None
             e = out_exp[g.feeding_synapse(n.input)[0].name] - rec_exp[n.name] if n.name in rec_exp else 0
-            nodes.append(_quantize_pop(n, scale[n.input], num, wmax, not np.any(n.alpha), extra, e))
-    fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name, meta=dict(g.meta, weight_bits=str(wb)))
+            unit = scale[n.input] / gains[n.name] if n.name in gains else scale[n.input]
+            nodes.append(_quantize_pop(n, unit, num, wmax, not np.any(n.alpha), extra, e))
+    summary = {pop: {"synapse": g.node(pop).input, "gain": [float(k.min()), float(k.max())],
+                     "neurons_gaining": int(np.count_nonzero(k > 1))} for pop, k in gains.items()}
+    fixed = Graph(nodes, kind="fixed", dt=g.dt, target=target.name,
+                  meta=dict(g.meta, weight_bits=str(wb), **{CHANNEL_META: json.dumps({"policy": policy,
+                                                                                     "layers": summary})}))
     fixed.validate()
     from snnhw.compiler.quant_report import information_problems
     dead, lost = information_problems(g, fixed, limit, MIN_WEIGHT_BITS)
@@ -302,16 +329,18 @@ def _range_exp(r: dict | None, factor: float, num) -> int:
 
 def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: np.ndarray | None,
                   e: int) -> LIF:
-    """The fixed population. in_scale: float value of one unit of its feed-forward input; fold: biases
+    """The fixed population. in_scale: float value of one unit of its feed-forward input (per neuron
+    with channel steps); fold: biases
     of its synapses move into its own bias (alpha = 0); ``synapse_bias`` (float, per neuron) is the
     folded bias of its feed-forward synapse; e: the recurrent step is 2^e times the feed-forward one
     (the finer of the two is the population's input unit)."""
     rec_scale = in_scale * 2.0 ** e
-    state = min(in_scale, rec_scale) / (1 << num.input_shift)
+    state = np.minimum(in_scale, rec_scale) / (1 << num.input_shift)  # per neuron with channel steps
     g = 1 << num.threshold_lsb_bits
     thr = np.asarray(np.maximum(_round(n.threshold / (state * g)), 1) * g, dtype=np.int64)
     one = 1 << num.decay_bits
-    fmt = NeuronFormat(num.decay_bits, num.decay_rounding, num.input_shift, num.current, num.voltage, state)
+    fmt = NeuronFormat(num.decay_bits, num.decay_rounding, num.input_shift, num.current, num.voltage,
+                       state if np.ndim(state) else float(state))
     bias = np.asarray(n.bias, np.float64)
     rec_w = rec_b = rec_acc = None
     if n.rec_weight is not None:
@@ -327,3 +356,86 @@ def _quantize_pop(n: LIF, in_scale: float, num, wmax, fold: bool, synapse_bias: 
     return replace(n, alpha=_round(n.alpha * one), beta=_round(n.beta * one), threshold=thr,
                    bias=np.asarray(_round(bias / (state * lsb)) * lsb), rec_weight=rec_w, rec_bias=rec_b,
                    rec_acc=rec_acc, format=fmt, rec_weight_exp=int(e))
+
+
+def channel_gains(g: Graph, num, wb: int, scale: dict, out_exp: dict, rec_exp: dict, ranges: dict | None,
+                  policy: str) -> dict:
+    """Per population given per-channel steps, its gains (float array, one per neuron, >= 1): neuron
+    i's incoming weight rows (feed-forward and recurrent) and synapse bias are quantized with the
+    layer's step divided by ``gain_i``, and its threshold, bias and state unit are ``gain_i`` times
+    finer. Scaling neuron i's whole input by any factor scales its current and voltage by it (the
+    LIF update is linear in u and v, the reset subtracts the threshold or zeroes v, and the decays
+    are unchanged), so the float network with row i, bias i and threshold i scaled by ``gain_i`` is
+    the same network; the fixed one quantizes that, and with per-neuron thresholds and biases the IR
+    and every backend run it unchanged. The gain need not be a power of two: a row takes the whole
+    weight range (a power-of-two step wastes up to one bit per row; measured in docs/examples.md).
+
+    Eligible: a 1-D population fed directly by a static Dense (a Conv2d keeps one step per layer:
+    its population is C x H x W, and targets take per-neuron parameters of 1-D populations; a plastic
+    synapse changes its weights during a run; a population summing several paths keeps the unit its
+    first path sets). ``gain_i`` is the largest keeping, for that neuron, every bound the layer's
+    step keeps: its weights (both paths) within the weight bits, its threshold within
+    ``threshold_max``, its total bias within ``bias_max``, its worst-case synaptic sums (feed-forward
+    and recurrent, every input at its largest) within the larger of the layer's largest and what
+    neither fires the accumulator rule nor leaves the current register in one step
+    (:func:`_sum_room`, shared by the two paths), and, with calibration, the layer's calibrated
+    state range (at most 2^MAX_CHANNEL_BITS). A row of zeros keeps gain 1.
+    ``auto`` applies them to a layer where some nonzero row keeps fewer than
+    min(MIN_WEIGHT_BITS, weight bits) effective bits at the layer's step and gains; ``on`` to a layer
+    where any row gains."""
+    if policy == "off":
+        return {}
+    wmax = (1 << (wb - 1)) - 1
+    few = min(MIN_WEIGHT_BITS, wb)
+    gains = {}
+    for pop in g.neurons:
+        syn = g.node(pop.input)
+        if pop.extra_inputs or len(pop.shape) != 1 or not syn.is_synapse or syn.is_plastic or syn.weight.ndim != 2:
+            continue
+        step = 2.0 ** -out_exp[syn.name]
+        rec_step = step * 2.0 ** (out_exp[syn.name] - rec_exp[pop.name]) if pop.name in rec_exp else step
+        state = min(step, rec_step) / (1 << num.input_shift)
+        w = np.abs(np.asarray(syn.weight, np.float64)) * (scale[syn.input] / step)  # in integer units
+        b_syn = np.zeros(pop.size) if syn.bias is None else np.abs(np.asarray(syn.bias, np.float64)) / step
+        rows = [w.max(axis=1)]
+        sums = [w.sum(axis=1) * _input_bound(g, syn) + b_syn]
+        bias = np.abs(np.broadcast_to(np.asarray(pop.bias, np.float64), pop.shape)) + b_syn * step
+        if pop.rec_weight is not None:
+            r = np.abs(np.asarray(pop.rec_weight, np.float64)) / rec_step
+            b_rec = np.zeros(pop.size) if pop.rec_bias is None else np.abs(np.asarray(pop.rec_bias, np.float64))
+            rows.append(r.max(axis=1))
+            sums.append(r.sum(axis=1) + b_rec / rec_step)
+            bias = bias + b_rec
+        thr = np.broadcast_to(np.asarray(pop.threshold, np.float64), pop.shape) / state
+        room = _sum_room(num, getattr(num, syn.acc_register)) / len(sums)
+        limits = [_room(m, wmax) for m in rows] + [_room(thr, num.threshold_max), _room(bias / state, num.bias_max)]
+        limits += [_room(a, max(float(a.max()), room)) for a in sums]
+        if ranges and ranges.get(pop.name):
+            r = ranges[pop.name]
+            limits += [_room(np.full(pop.size, r[f"max_abs_{k}"] / state), (1 << (getattr(num, k).bits - 1)) - 2)
+                       for k in ("current", "voltage")]  # one unit inside the register: float rounding aside
+        gain = np.clip(np.min(limits, axis=0), 1.0, 2.0 ** MAX_CHANNEL_BITS)
+        gain[~np.any(rows, axis=0)] = 1.0  # a neuron with no weights has nothing to gain
+        short = np.any([(m > 0) & (_round(m) < (1 << (few - 2))) for m in rows], axis=0)  # < few effective bits
+        gaining = gain >= 1 + 1.0 / wmax  # a row gains at least one integer level
+        if np.any(gaining) and (policy == "on" or np.any(short & gaining)):
+            gains[pop.name] = gain
+    return gains
+
+
+def _room(values: np.ndarray, limit: float) -> np.ndarray:
+    """Per element, the largest factor keeping value * factor <= limit (2^MAX_CHANNEL_BITS for 0)."""
+    v = np.asarray(values, np.float64)
+    return np.where(v > 0, limit / np.where(v > 0, v, 1.0), 2.0 ** MAX_CHANNEL_BITS)
+
+
+def _sum_room(num, acc) -> float:
+    """Largest |synaptic sum| that neither fires the accumulator rule nor, shifted by input_shift, leaves
+    the current register in one step."""
+    return float(min((1 << (acc.bits - 1)) - 1, (1 << (num.current.bits - 1 - num.input_shift)) - 1))
+
+
+def _input_bound(g: Graph, syn) -> float:
+    """Largest integer a synapse reads: 1 for spikes, ``2^(bits-1) - 1`` for graded input."""
+    src = g.through_reshapes(syn.input, pools=False)[0]
+    return float((1 << (src.bits - 1)) - 1) if src.is_input and src.bits > 1 else 1.0

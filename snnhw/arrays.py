@@ -16,13 +16,16 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_COMMENT = b"written by snnhw run"   # marks the archives `snnhw run` may replace
 
 
-def load_array(path) -> np.ndarray:
-    """A real numeric array from a ``.npy`` file (no pickles), or from the single array of a ``.npz``."""
+def load_array(path, mmap: bool = False) -> np.ndarray:
+    """A real numeric array from a ``.npy`` file (no pickles), or from the single array of a ``.npz``.
+
+    mmap: map a ``.npy`` file read-only instead of reading it (pages are read as slices are used, so a
+    run over a data set larger than memory holds only the shards in flight; a ``.npz`` is read whole)."""
     path = Path(path)
     if not path.is_file():
         raise SnnhwError(f"input file {path} does not exist")
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         if isinstance(data, np.lib.npyio.NpzFile):
             with data:
                 if len(data.files) != 1:

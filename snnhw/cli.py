@@ -26,6 +26,17 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+class ChannelSteps(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+CHANNEL_STEPS_HELP = ("per-neuron weight steps (docs/compiler.md): auto where some row of a layer would keep too few "
+                      "effective bits at one step per layer, on wherever a row gains a bit, off for one step per layer "
+                      "(loihi: keeps Intel's LIF where it could run the layer)")
+
+
 class InputKind(str, Enum):
     spikes = "spikes"
     graded = "graded"
@@ -47,11 +58,13 @@ ENCODE_HELP = ("encode static input [B, *shape] ([T, B, *shape] for delta) into 
                "docs/python-api.md)")
 
 
-def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None) -> np.ndarray:
-    """The input array of --input, spike-encoded when --encode is given."""
+def _load_input(path: Path, encode: "Encoding | None", steps: int | None, seed: int | None,
+                mmap: bool = False) -> np.ndarray:
+    """The input array of --input, spike-encoded when --encode is given (mmap: a .npy file is mapped
+    read-only, see snnhw.arrays.load_array)."""
     from snnhw.arrays import check_samples, load_array
     from snnhw.encoders import encode as encode_array
-    x = load_array(path)
+    x = load_array(path, mmap=mmap and encode is None)
     if encode is None:
         if steps is not None or seed is not None:
             raise SnnhwError("--steps and --seed need --encode rate|latency|delta")
@@ -92,6 +105,7 @@ def compile(
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
     calib: Optional[Path] = typer.Option(None, help="sample input [T, B, *shape] (.npy) for input range and kind"),
     weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    channel_steps: ChannelSteps = typer.Option(ChannelSteps.auto, help=CHANNEL_STEPS_HELP),
     dt: Optional[float] = typer.Option(None, help="seconds per timestep (NIR import; default 1e-4 for NIR)"),
     trust_pickle: bool = typer.Option(False, help="load a whole pickled model even if it names classes outside "
                                       "the torch.nn/snntorch allowlist (runs code from the file)"),
@@ -113,7 +127,7 @@ def compile(
     with out.status(f"importing {model}"):
         float_g = load_model(model, arch=arch, input_shape=_parse_shape(input_shape), trust_pickle=trust_pickle, dt=dt)
     opts, _ = _compile_options(float_g, tgt, calib and load_array(calib), input_kind, input_bits, weight_bits,
-                               "--calib")
+                               "--calib", channel_steps)
     if verbose:
         out.print(f"passes: {' -> '.join(p.name for p in passes_for(tgt))}")
     built = compile_build(float_g, tgt, opts, output,
@@ -136,7 +150,7 @@ def _check_shape(x, g, what: str):
         raise SnnhwError(f"{what} has shape {tuple(x.shape)}; expected [T, B, {', '.join(map(str, shape))}]")
 
 
-def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what):
+def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, what, channel_steps=ChannelSteps.auto):
     """Compile options from the flags and an optional sample input (its range and kind)."""
     from snnhw.arrays import check_samples
     from snnhw.compiler.pipeline import CompileOptions
@@ -153,7 +167,8 @@ def _compile_options(float_g, tgt, sample, input_kind, input_bits, weight_bits, 
     bits = 1 if kind == InputKind.spikes else (tgt.numerics.input_bits if input_bits is None else input_bits)
     if kind == InputKind.graded and not (2 <= bits <= 24):
         raise SnnhwError(f"--input-bits {bits}: graded input needs 2..24 bits")
-    return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits, calibration=sample), kind.value
+    return CompileOptions(input_bits=bits, input_max=x_max, weight_bits=weight_bits, calibration=sample,
+                          channel_steps=ChannelSteps(channel_steps).value), kind.value
 
 
 def _print_layers(g):
@@ -205,7 +220,7 @@ def run(
     from snnhw.arrays import StreamedNpz, check_output_file
     from snnhw.build import load_build
     from snnhw.safety import check_disjoint
-    from snnhw.semantics import RunResult, latency, pad_steps, quantize_input
+    from snnhw.semantics import RunResult, latency, quantize_input
     from snnhw.shard import DEFAULT_SHARD_SAMPLES, plan_blocks, stream_sharded
     from snnhw.targets import load as load_target
     from snnhw.targets.contract import backend_for
@@ -215,7 +230,7 @@ def run(
     g, manifest = load_build(build)
     keep = _kept_layers(g, layers)
     tgt = load_target(target or manifest["target"])
-    x = _load_input(input, encode, steps, seed)
+    x = _load_input(input, encode, steps, seed, mmap=True)
     for s0 in range(0, x.shape[1], DEFAULT_SHARD_SAMPLES):  # validates shape and values before any backend
         quantize_input(g, x[:, s0:s0 + DEFAULT_SHARD_SAMPLES])  # starts, a few samples at a time (memory)
     with tempfile.TemporaryDirectory(prefix="snnhw-retarget-") as tmp:
@@ -227,9 +242,8 @@ def run(
         pad = latency(g) if extra_steps is None else extra_steps
         if pad < 0:
             raise SnnhwError("--extra-steps must be >= 0")
-        x = pad_steps(x, pad)
         sharding = _sharding(workers, ray)
-        T, B = x.shape[:2]
+        T, B = x.shape[0] + pad, x.shape[1]  # each shard's slice is padded, never the whole input
         stored = [n for n in g.neurons if keep is None or n.name in keep]
         shapes = {n.name: (T, B, *n.shape) for n in stored}
         if record_state:
@@ -239,7 +253,7 @@ def run(
         spikes = {n.name: 0 for n in stored}
         with StreamedNpz(output, shapes, {"output": g.output.name}) as npz, \
                 out.status(f"running {T} steps x {B} samples on {tgt.name} ({sharding.describe()})"):
-            blocks = stream_sharded(tgt.name, Path(build), x, record_state, sharding, samples, keep, chunk)
+            blocks = stream_sharded(tgt.name, Path(build), x, record_state, sharding, samples, keep, chunk, pad)
             with closing(blocks):
                 for shard, t0, part in blocks:
                     for name, s in part.spikes.items():
@@ -254,7 +268,7 @@ def run(
                     res.overflow_source = part.overflow_source
             npz.finish()
     summary = {"target": tgt.name, "build_target": manifest["target"], "retargeted": g.target != manifest["target"],
-               "timesteps": int(x.shape[0]), "batch": int(x.shape[1]), "appended_steps": pad,
+               "timesteps": T, "batch": B, "appended_steps": pad,
                "spikes": spikes, "overflow": res.overflow,
                "overflow_source": res.overflow_source, "output_file": str(output)}
     if as_json:
@@ -330,6 +344,7 @@ def verify(
     input_kind: Optional[InputKind] = typer.Option(None, help="spikes or graded (default: from --calib, else spikes)"),
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
     weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    channel_steps: ChannelSteps = typer.Option(ChannelSteps.auto, help=CHANNEL_STEPS_HELP),
     dt: Optional[float] = typer.Option(None, help="seconds per timestep (NIR import)"),
     trust_pickle: bool = typer.Option(False, help="see `snnhw compile --help`"),
     max_rate_error: float = typer.Option(0.05, help="fail if a layer's mean per-neuron rate error exceeds this"),
@@ -364,7 +379,10 @@ def verify(
     if build is not None:
         given = [flag for flag, v in (("--targets", targets), ("--calib", calib), ("--input-kind", input_kind),
                                       ("--input-bits", input_bits), ("--weight-bits", weight_bits),
-                                      ("--keep-builds", keep_builds)) if v is not None]
+                                      ("--keep-builds", keep_builds),
+                                      ("--channel-steps",
+                                       None if channel_steps == ChannelSteps.auto else channel_steps))
+                 if v is not None]
         if given:
             raise SnnhwError(f"--build verifies an existing build, whose target and compile options are fixed; "
                              f"drop {', '.join(given)}")
@@ -392,7 +410,8 @@ def verify(
             report = verify_build(float_g, build, x, th, y, reference, reference_error, decoding, sharding)
     else:
         sample = calib and load_array(calib)
-        options = {t.name: _compile_options(float_g, t, sample, input_kind, input_bits, weight_bits, "--calib")[0]
+        options = {t.name: _compile_options(float_g, t, sample, input_kind, input_bits, weight_bits, "--calib",
+                                            channel_steps)[0]
                    for t in tgts}
         if any(o.input_bits == 1 for o in options.values()) and not np.all((x == 0) | (x == 1)):
             raise SnnhwError("--input has values other than 0 and 1, but the builds take binary spikes (the default "
@@ -592,7 +611,8 @@ def inspect(build: Path = typer.Argument(..., help="build directory"),
                 d["lowering_of"] = lowering_of[n.name]
             if n.is_population:
                 d.update(reset=f"{n.reset_mode}/{n.reset_timing}", recurrent=n.rec_weight is not None,
-                         state_bits=[n.format.current.bits, n.format.voltage.bits], state_lsb=n.format.state_scale)
+                         state_bits=[n.format.current.bits, n.format.voltage.bits],
+                         state_lsb=np.asarray(n.format.state_scale).tolist())  # a list: per-channel steps
             elif hasattr(n, "delay"):
                 d.update(delay=n.delay, weight_shape=list(n.weight.shape))
             layers.append(d)
@@ -614,6 +634,7 @@ def finetune(
     output: Path = typer.Option(..., "-o", "--output", help="fine-tuned state_dict (.pt) to write; loads with --arch"),
     target: str = typer.Option("emu", "--target", "-t", help="target whose fixed-point forward is trained against"),
     weight_bits: Optional[int] = typer.Option(None, help="weight width (at most the target's)"),
+    channel_steps: ChannelSteps = typer.Option(ChannelSteps.auto, help=CHANNEL_STEPS_HELP),
     input_bits: Optional[int] = typer.Option(None, help="width of graded input values (default: the target's)"),
     input_shape: Optional[str] = typer.Option(None, help="per-sample input shape, e.g. 1,28,28"),
     epochs: int = typer.Option(5, help="passes over the training data"),
@@ -641,11 +662,13 @@ def finetune(
     float_g, net = load_model_and_module(model, arch=arch, input_shape=_parse_shape(input_shape),
                                          trust_pickle=trust_pickle)
     kind = InputKind.spikes if np.all((x == 0) | (x == 1)) else InputKind.graded
-    opts, _ = _compile_options(float_g, tgt, None, kind, input_bits, weight_bits, "--data")
+    opts, _ = _compile_options(float_g, tgt, None, kind, input_bits, weight_bits, "--data", channel_steps)
     _check_shape(x, float_g, "--data x")
     flags = [f"--target {tgt.name}"] + ([f"--input-shape {input_shape}"] if input_shape else []) + \
         ([f"--weight-bits {weight_bits}"] if weight_bits else []) + \
-        (["--input-kind graded"] if kind == InputKind.graded else []) + ([f"--input-bits {input_bits}"] if input_bits else [])
+        (["--input-kind graded"] if kind == InputKind.graded else []) + \
+        ([f"--input-bits {input_bits}"] if input_bits else []) + \
+        ([f"--channel-steps {channel_steps.value}"] if channel_steps != ChannelSteps.auto else [])
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=out, transient=True) as bar:
         steps = -(-x.shape[1] // batch_size)

@@ -11,7 +11,9 @@ current and voltage overflow rules, resets, recurrent sums with their exponent. 
 the float weights through straight-through estimators (each integer weight ``round(w * f)`` passes
 the gradient of ``w * f``; rounding, truncation and overflow rules pass gradients unchanged) and
 through snntorch's arctan surrogate spike gradient on ``(v - threshold) * state_lsb``. Thresholds
-and decays are used as the compiler quantizes them and are not trained.
+and decays are used as the compiler quantizes them and are not trained. Per-channel weight steps
+(compiler.quantize.channel_gains) come with the compiled graph: a row's straight-through factor and
+its neuron's state unit are that row's (``signal_scales`` gives one per row).
 
 So the trained model compiles to exactly the integers it was trained against, and its fixed-point
 forward equals ``snnhw run`` on the compiled build bit for bit (tests/test_finetune.py).
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnhw.compiler.pipeline import CompileOptions, compile_graph
-from snnhw.compiler.quant_report import signal_scales
+from snnhw.compiler.quant_report import rows, signal_scales
 from snnhw.compiler.timing import latency
 from snnhw.errors import SnnhwError, UnsupportedError
 from snnhw.frontends.snntorch_trace import to_ir
@@ -126,9 +128,10 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
         p = {}
         if fx.is_synapse:
             w, b = synapses[fx.name]
-            p["weight"] = _ste(_t(fx.weight), w * (scale[fx.input] / scale[fx.name]))
+            step = scale[fx.name]  # one per output row with per-channel steps
+            p["weight"] = _ste(_t(fx.weight), w * _t(rows(scale[fx.input] / step, fx.weight)))
             if fx.bias is not None:
-                p["bias"] = _ste(_t(fx.bias), b / scale[fx.name])
+                p["bias"] = _ste(_t(fx.bias), b / _t(step))
         elif fx.is_population:
             p["bias"] = _lif_bias(net, float_g, fixed_g, fx, synapses)
             if fx.rec_weight is not None:
@@ -136,9 +139,9 @@ def param_tensors(net: nn.Module, float_g: Graph, fixed_g: Graph) -> dict:
                 step = fx.format.state_scale * (1 << fx.format.input_shift) * 2.0 ** max(0, fx.rec_weight_exp)
                 w = rec.weight.double() if isinstance(rec, nn.Linear) else torch.diag(
                     rec.V.double().reshape(-1).expand(fx.size))
-                p["rec_weight"] = _ste(_t(fx.rec_weight), w / step)
+                p["rec_weight"] = _ste(_t(fx.rec_weight), w / _t(rows(step, fx.rec_weight)))
                 if fx.rec_bias is not None:
-                    p["rec_bias"] = _ste(_t(fx.rec_bias), rec.bias.double() / step)
+                    p["rec_bias"] = _ste(_t(fx.rec_bias), rec.bias.double() / _t(step))
         out[fx.name] = p
     return out
 
@@ -244,7 +247,7 @@ def _lif_bias(net, float_g, fixed_g, fx: LIF, synapses: dict) -> torch.Tensor:
         moved.append(net.get_submodule(fx.name).recurrent.bias.double())
     if not moved:
         return value
-    return _ste(value, sum(moved) / fx.format.state_scale)
+    return _ste(value, sum(moved) / _t(fx.format.state_scale))
 
 
 def _t(a) -> torch.Tensor:
@@ -337,6 +340,7 @@ def _population(n: LIF, a_in: torch.Tensor, p: dict) -> torch.Tensor:
     T, B, N = a_in.shape
     flat = lambda a: _t(np.broadcast_to(a, n.shape).reshape(-1))
     alpha, beta, thr = flat(n.alpha), flat(n.beta), flat(n.threshold)
+    lsb = flat(f.state_scale)  # per neuron with per-channel steps: the surrogate sees float volts
     bias = p["bias"]
     gain = float(1 << f.input_shift)
     e = n.rec_weight_exp
@@ -367,7 +371,7 @@ def _population(n: LIF, a_in: torch.Tensor, p: dict) -> torch.Tensor:
         elif carry is not None:
             v_new = _reset(v_new, carry, thr, n.reset_mode)
         v_new = _overflow(v_new, f.voltage)
-        s_new = _ArcTanSpike.apply((v_new - thr) * f.state_scale)
+        s_new = _ArcTanSpike.apply((v_new - thr) * lsb)
         if n.reset_timing == "immediate":
             v_new = _reset(v_new, s_new.detach(), thr, n.reset_mode)
             if carry is not None:

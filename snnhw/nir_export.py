@@ -15,12 +15,14 @@ graph takes the same user input (spikes, or analog values for graded input) as t
 
 * a node's output unit (float value of one integer unit): the input's ``scale`` (1 for spikes),
   1 for spikes leaving a population, unchanged through pooling/flatten, and for a Dense/Conv2d
-  ``2^input_shift * state_scale`` of the population it feeds;
+  ``2^input_shift * state_scale`` of the population it feeds (one per output row where the quantizer
+  gave that population per-channel weight steps: ``state_scale`` is then per neuron);
 * weight ``W_int * unit(out)/unit(in)``, bias ``b_int * unit(out)``; recurrent weights and biases
   ``rec_int * 2^input_shift * state_scale``;
 * threshold and voltage bias ``int * state_scale``; ``alpha``/``beta`` ``int / 2^decay_bits``.
 
-snnhw's scales are powers of two, so these floats are exact in float32. What NIR cannot express
+snnhw's layer scales are powers of two, so these floats are exact in float32 (per-channel weight
+steps are not: their floats are rounded to float32). What NIR cannot express
 (reset mode and timing other than zero/immediate, decay rounding, register widths and overflow
 rules, input quantization, synapse delays) is written into the graph's and the nodes' metadata
 (``snnhw_not_expressed`` lists it in words) and returned to the caller, never dropped silently.
@@ -80,12 +82,23 @@ def _units(g: Graph) -> dict:
             unit[n.name] = float(n.scale) if fixed and n.bits > 1 else 1.0
         elif n.is_synapse:
             pop = _fed_population(g, n.name)
-            unit[n.name] = float((1 << (pop.format.input_shift + n.out_shift)) * pop.format.state_scale) if fixed else 1.0
+            unit[n.name] = _scalar_or_rows((1 << (pop.format.input_shift + n.out_shift)) * pop.format.state_scale) \
+                if fixed else 1.0
         elif n.is_reshape:
             unit[n.name] = unit[n.input]
         else:
             unit[n.name] = 1.0
     return unit
+
+
+def _scalar_or_rows(a):
+    """A unit as a float, or one per neuron/output row (per-channel weight steps) as a float64 array."""
+    return float(a) if np.ndim(a) == 0 else np.asarray(a, np.float64)
+
+
+def _per_row(unit, w: np.ndarray):
+    """``unit`` (a float or one per output row) shaped to multiply weights ``w``."""
+    return np.reshape(unit, (-1, *[1] * (w.ndim - 1))) if np.ndim(unit) else unit
 
 
 def _f32(a) -> np.ndarray:
@@ -206,7 +219,7 @@ def to_nir(g: Graph, dt: float | None = None):
         meta = {}
         if n.is_synapse:
             lsb = unit[n.name] / unit[n.input]
-            w = _f32(n.weight.astype(np.float64) * lsb)
+            w = _f32(n.weight.astype(np.float64) * _per_row(lsb, n.weight))
             bias = None if n.bias is None else n.bias.astype(np.float64) * unit[n.name]
             if n.name in moved:
                 bias = (0.0 if bias is None else bias) + moved[n.name]
@@ -222,8 +235,8 @@ def to_nir(g: Graph, dt: float | None = None):
         else:
             nodes[name] = _neuron_node(n, fixed, dt, _pop_meta(n, fixed, lost, name), n.input in moved)
             if n.rec_weight is not None:
-                s = (1 << n.format.input_shift) * n.format.state_scale if fixed else 1.0
-                w = _f32(n.rec_weight.astype(np.float64) * s)
+                s = _scalar_or_rows((1 << n.format.input_shift) * n.format.state_scale) if fixed else 1.0
+                w = _f32(n.rec_weight.astype(np.float64) * _per_row(s, n.rec_weight))
                 rmeta = {"snnhw_weight_lsb": s, "snnhw_delay_steps": int(n.rec_delay)}
                 if fixed:
                     rmeta["snnhw_accumulator"] = _fmt(n.rec_acc)
@@ -253,7 +266,7 @@ def _pop_meta(n: LIF, fixed: bool, lost: list, name: str) -> dict:
             "snnhw_spike_rule": "v > threshold (strict)"}
     if fixed:
         f = n.format
-        meta.update(snnhw_state_scale=float(f.state_scale), snnhw_decay_bits=int(f.decay_bits),
+        meta.update(snnhw_state_scale=_scalar_or_rows(f.state_scale), snnhw_decay_bits=int(f.decay_bits),
                     snnhw_decay_rounding=f.decay_rounding, snnhw_input_shift=int(f.input_shift),
                     snnhw_current=_fmt(f.current), snnhw_voltage=_fmt(f.voltage))
     if (n.reset_mode, n.reset_timing) != ("zero", "immediate"):

@@ -92,8 +92,8 @@ def _plots(report: dict, ctx: dict) -> dict:
     fig, axs = plt.subplots(len(names), 1, figsize=(10, 2.2 * len(names)), squeeze=False)
     for ax, pop in zip(axs[:, 0], g.neurons):
         v = res.voltage[pop.name][:, 0].reshape(res.voltage[pop.name].shape[0], -1)[:, :TRACE_NEURONS]
-        ax.plot(v * pop.format.state_scale)
-        ax.axhline(float(np.max(pop.threshold)) * pop.format.state_scale, color="k", ls="--", lw=0.8)
+        ax.plot(v * np.broadcast_to(pop.format.state_scale, (pop.size,))[:v.shape[1]])  # per neuron: channel steps
+        ax.axhline(float(np.max(np.asarray(pop.threshold) * pop.format.state_scale)), color="k", ls="--", lw=0.8)
         ax.set_ylabel(f"{pop.name}\nv (float units)")
     axs[-1, 0].set_xlabel("timestep (end-of-step membrane; dashed: threshold)")
     out["membrane"] = _png(fig)

@@ -39,7 +39,7 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.safety import unwind_on_sigterm
-from snnhw.semantics import RunResult
+from snnhw.semantics import RunResult, pad_steps
 
 DEFAULT_SHARD_SAMPLES = 256  # samples per shard when one process runs a large batch in pieces
 BLOCK_BYTES = 128 << 20      # memory one streamed block of a run may take (samples x steps, see plan_blocks)
@@ -143,13 +143,19 @@ def _failed(shard: Shard, exc: BaseException) -> SnnhwError:
     return SnnhwError(f"{shard.describe()} failed: {detail}")
 
 
-def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, steps):
+def _shard_input(x: np.ndarray, s: Shard, pad: int) -> np.ndarray:
+    """Shard ``s``'s samples of ``x`` (a slice of a memory-mapped file reads only those) followed by
+    ``pad`` zero steps, as one contiguous array of its own (never a view of a read-only map)."""
+    return np.require(pad_steps(x[:, s.start:s.stop], pad), requirements=["C", "W", "O"])
+
+
+def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, steps, pad):
     """(shard, first step, result) in order; with workers > 1 at most ``2 * workers`` shards are
     in flight (or finished and waiting), so memory stays bounded however many shards there are."""
     if workers == 1:
         for s in shards:
             try:
-                for t0, res in stream_build(target, build_dir, record_state, x[:, s.start:s.stop], layers, steps):
+                for t0, res in stream_build(target, build_dir, record_state, _shard_input(x, s, pad), layers, steps):
                     yield s, t0, res
             except SnnhwError as exc:
                 raise _failed(s, exc) from None
@@ -163,7 +169,7 @@ def _local_blocks(target, build_dir, record_state, layers, x, shards, workers, s
             s = next(todo, None)
             if s is not None:
                 pending.append((s, pool.apply_async(run_build, (target, str(build_dir), record_state,
-                                                              np.ascontiguousarray(x[:, s.start:s.stop]), layers))))
+                                                              _shard_input(x, s, pad), layers))))
         for _ in range(2 * workers):
             submit()
         while pending:
@@ -201,7 +207,7 @@ def run_files(target: str, files: dict, record_state: bool, x: np.ndarray, layer
         return run_build(target, tmp, record_state, x, layers)
 
 
-def _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, address):
+def _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, address, pad):
     """(shard, 0, result) in order from Ray tasks, at most two per CPU of the cluster in flight."""
     try:
         import ray
@@ -226,8 +232,7 @@ def _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, add
         def submit():
             s = next(todo, None)
             if s is not None:
-                pending.append((s, task.remote(target, files, record_state,
-                                               np.ascontiguousarray(x[:, s.start:s.stop]), layers)))
+                pending.append((s, task.remote(target, files, record_state, _shard_input(x, s, pad), layers)))
         for _ in range(2 * max(workers, int(ray.cluster_resources().get("CPU", 1)))):
             submit()
         while pending:
@@ -247,20 +252,21 @@ def _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, add
 
 def stream_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,
                    sharding: Sharding = Sharding(), max_samples: int = DEFAULT_SHARD_SAMPLES,
-                   layers=None, steps: int | None = None):
+                   layers=None, steps: int | None = None, pad: int = 0):
     """Run ``x`` ``[T, B, ...]`` on the build with ``target``'s backend, sharded over the batch, as
     a stream of blocks ``(shard, first step, result of those steps of the shard's samples)`` in
     order (shard by shard, each shard's steps in order).
 
     sharding: where the shards run (:class:`Sharding`); max_samples: the largest shard; steps: the
     timesteps per block where the backend can stream (the emulator, in this process; None: all);
-    layers: names of the populations whose arrays are kept (None: all). Memory holds a few blocks,
-    never the whole run."""
+    layers: names of the populations whose arrays are kept (None: all); pad: zero steps appended to
+    every shard's input (:func:`snnhw.semantics.pad_steps` per shard, so ``x`` itself, possibly a
+    memory-mapped file, is never copied whole). Memory holds a few blocks, never the whole run."""
     workers, ray = sharding.workers, sharding.ray
     shards = plan_shards(int(x.shape[1]), workers, max_samples)
     if ray is not None:
-        return _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, ray)
-    return _local_blocks(target, build_dir, record_state, layers, x, shards, min(workers, len(shards)), steps)
+        return _ray_blocks(target, build_dir, record_state, layers, x, shards, workers, ray, pad)
+    return _local_blocks(target, build_dir, record_state, layers, x, shards, min(workers, len(shards)), steps, pad)
 
 
 def run_sharded(target: str, build_dir: Path, x: np.ndarray, record_state: bool = False,

@@ -51,7 +51,10 @@ class Features:
     """Which IR features the target runs.
 
     synapse_exponent: a population's recurrent and feed-forward sums may have different power-of-two
-    weight steps (``LIF.rec_weight_exp``); per-channel exponents exist on no target.
+    weight steps (``LIF.rec_weight_exp``).
+    channel_steps: the quantizer may give each neuron of a Dense-fed population its own power-of-two
+    weight step (compiler/quantize.py): its incoming weight rows, biases and threshold scaled by
+    2^k_i, so the population needs per-neuron thresholds and biases (``per_neuron_threshold``).
     """
 
     reset_modes: tuple
@@ -65,6 +68,7 @@ class Features:
     plasticity: bool = False  # runs PlasticDense (on-chip learning)
     synapse_exponent: bool = False  # LIF.rec_weight_exp and a synapse's out_shift may be nonzero
     summed_inputs: bool = False  # a population may sum several input paths (LIF.extra_inputs)
+    channel_steps: bool = False  # per-neuron weight steps (needs per_neuron_threshold)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,10 @@ def parse(data: dict, where: str = "target description") -> TargetDescription:
             conv=bool(f["conv"]), pooling=bool(f["pooling"]),
             plasticity=bool(f.get("plasticity", False)),
             synapse_exponent=bool(f.get("synapse_exponent", False)),
-            summed_inputs=bool(f.get("summed_inputs", False)))
+            summed_inputs=bool(f.get("summed_inputs", False)),
+            channel_steps=bool(f.get("channel_steps", False)))
+        if features.channel_steps and not features.per_neuron_threshold:
+            raise ValueError("features.channel_steps needs features.per_neuron_threshold")
         chip = None
         if "chip" in data:
             c = data["chip"]

@@ -115,6 +115,24 @@ def test_cli_run_with_workers_writes_the_same_bytes(emu_build):
     assert outs[0] == outs[1] == outs[2]
 
 
+def test_cli_run_maps_its_input_and_pads_each_shard(emu_build):
+    """`run` maps a .npy input read-only and appends the extra steps shard by shard: the stored result
+    equals an in-process run of the whole padded input."""
+    from snnhw.arrays import load_array
+    from snnhw.semantics import pad_steps
+    d, x = emu_build
+    mapped = load_array(d / "x.npy", mmap=True)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable and np.array_equal(mapped, x)
+    ref = run_build("emu", str(d / "b"), False, pad_steps(x, 3))
+    for extra in ([], ["--workers", "2"]):
+        rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / "padded.npz", "--extra-steps", "3", *extra)
+        assert rc == 0, err
+        with np.load(d / "padded.npz") as z:
+            for name, s in ref.spikes.items():
+                assert z[name].shape == (x.shape[0] + 3, *x.shape[1:2], *s.shape[2:])
+                assert np.array_equal(z[name], s), name
+
+
 def test_cli_run_stores_only_the_chosen_layers(emu_build):
     d, _ = emu_build
     rc, _, err = run_cli("run", d / "b", "-i", d / "x.npy", "-o", d / "first.npz", "--layers", "1")
@@ -174,11 +192,13 @@ def test_streamed_blocks_give_the_bytes_of_the_whole_run(emu_build, tmp_path, mo
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no part files left
 
 
+# VmHWM (this process's own peak): getrusage's ru_maxrss carries the parent's (pytest's) over fork and
+# exec, which would hide the child's growth below pytest's footprint
 PEAK = """
-import resource, sys
+import sys
 from snnhw.cli import main
 rc = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 sys.exit(rc)
 """
 

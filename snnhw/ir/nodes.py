@@ -10,6 +10,7 @@ Shapes are per sample (no time or batch axis). Tensors flowing between nodes are
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import ClassVar, Optional, Union
 
@@ -52,7 +53,9 @@ class NeuronFormat:
     decay_rounding: rounding of the decay product ``x * q / 2^decay_bits``.
     input_shift: synaptic input enters the current as ``a << input_shift`` (6 on Loihi).
     current / voltage: the u and v registers.
-    state_scale: float value of one u/v LSB; used only to compare with the float IR.
+    state_scale: float value of one u/v LSB; used only to compare with the float IR. A float, or one
+    value per neuron (a 1-D float64 array) where the quantizer gave the population per-channel weight
+    steps (docs/compiler.md): neuron i's threshold, bias and state are then in its own unit.
     """
 
     decay_bits: int = 12
@@ -60,7 +63,24 @@ class NeuronFormat:
     input_shift: int = 6
     current: StateFormat = StateFormat(24, "wrap_once")
     voltage: StateFormat = StateFormat(24, "saturate")
-    state_scale: float = 1.0
+    state_scale: float | np.ndarray = 1.0
+
+
+def _state_scale_attr(scale) -> str:
+    """``state_scale`` as an ONNX string attribute: ``repr`` of a float, a JSON list per neuron."""
+    if np.ndim(scale):
+        return json.dumps([float(v) for v in np.asarray(scale).reshape(-1)])
+    return repr(float(scale))
+
+
+def _state_scale_of(text) -> float | np.ndarray:
+    """The inverse of :func:`_state_scale_attr` (ValueError on anything else)."""
+    if isinstance(text, str) and text.startswith("["):
+        values = json.loads(text)
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+            raise ValueError("state_scale list")
+        return np.asarray(values, np.float64)
+    return float(text)
 
 
 class Op:
@@ -486,8 +506,10 @@ class LIF(Op):
             check_format(f.voltage, f"{where} voltage")
             if max(f.current.bits, f.voltage.bits) + f.decay_bits > EXACT_BITS:
                 fail(f"{where}: register bits + decay_bits must not exceed {EXACT_BITS} (exact arithmetic)")
-            if not (np.isfinite(f.state_scale) and f.state_scale > 0):
-                fail(f"{where}: state_scale must be positive")
+            sc = np.asarray(f.state_scale, np.float64)
+            if sc.ndim not in (0, 1) or (sc.ndim and sc.size != self.size) or \
+                    not (np.all(np.isfinite(sc)) and np.all(sc > 0)):
+                fail(f"{where}: state_scale must be positive, one value or one per neuron")
         elif self.format is not None:
             fail(f"{where}: float IR population with a fixed-point format")
         if tuple(self.shape) != in_shape:
@@ -544,7 +566,7 @@ class LIF(Op):
         f = self.format
         fmt = {} if f is None else dict(
             decay_bits=f.decay_bits, decay_rounding=f.decay_rounding, input_shift=f.input_shift,
-            state_scale=repr(float(f.state_scale)),
+            state_scale=_state_scale_attr(f.state_scale),
             **StateFormat.attrs("current", f.current), **StateFormat.attrs("voltage", f.voltage))
         return dict(shape=list(self.shape), reset_mode=self.reset_mode, reset_timing=self.reset_timing,
                     rec_delay=self.rec_delay, **StateFormat.attrs("rec_acc", self.rec_acc), **fmt,
@@ -555,7 +577,8 @@ class LIF(Op):
         fmt = None
         if r.fixed:
             fmt = NeuronFormat(r.get("decay_bits", int), r.get("decay_rounding", str), r.get("input_shift", int),
-                               r.fmt("current", True), r.fmt("voltage", True), r.get("state_scale", float))
+                               r.fmt("current", True), r.fmt("voltage", True),
+                               _state_scale_of(r.get("state_scale", str)))
         rec_w = r.param(5, False)
         return cls(r.name, r.src, r.get("shape", tuple), r.param(1), r.param(2), r.param(3), r.param(4),
                    r.get("reset_mode", str), r.get("reset_timing", str), rec_w, r.param(6, False),
