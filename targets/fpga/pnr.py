@@ -46,9 +46,10 @@ class Flow:
     layout: nextpnr's option writing the routed layout that the packer reads; unconstrained:
     nextpnr's option accepting a design whose I/O has no pin constraints; cells: yosys's simulation
     models of the family's cells (under yosys's ``share`` directory) for the gate-level check, with
-    the preprocessor ``defines`` they need under Icarus, and ``own_models``: models snnhw supplies
-    for cells yosys has only as black boxes (files in targets/fpga/models); suffix: the bitstream
-    file's extension."""
+    the preprocessor ``defines`` they need under Icarus, ``own_models``: models snnhw supplies
+    for cells yosys has only as black boxes (files in targets/fpga/models), and ``unmodelled``:
+    cells without any behavioural model, whose netlists cannot be checked (so get no bitstream);
+    suffix: the bitstream file's extension."""
 
     synth: str
     layout: str
@@ -56,6 +57,7 @@ class Flow:
     cells: str
     defines: tuple
     own_models: tuple
+    unmodelled: tuple
     suffix: str
 
     def models(self) -> list:
@@ -66,11 +68,12 @@ class Flow:
 MODELS = Path(__file__).resolve().parent / "models"
 FLOWS = {
     "ice40": Flow("synth_ice40 -dsp", "--asc", "--pcf-allow-unconstrained", "ice40/cells_sim.v",
-                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), ".bin"),
+                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), (), ".bin"),
     # MULT18X18D is a black box in yosys (ecp5/cells_bb.v): models/ecp5_mult18x18d.v models the
-    # combinational configuration synth_ecp5 uses and stops the check on any other
+    # combinational configuration synth_ecp5 uses and stops the check on any other. DP16KD (block
+    # RAM) has only its parameters in yosys 0.23's ecp5/cells_sim.v: no read or write behaviour.
     "ecp5": Flow("synth_ecp5", "--textcfg", "--lpf-allow-unconstrained", "ecp5/cells_sim.v", (),
-                 ("ecp5_mult18x18d.v",), ".bit"),
+                 ("ecp5_mult18x18d.v",), ("DP16KD",), ".bit"),
 }
 
 
@@ -117,7 +120,7 @@ def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path
             return {"device": device["name"], "fits": False,
                     "reason": (lines or [f"nextpnr exit code {done.returncode}"])[0].strip()}
         report = json.loads((rtl_dir / REPORT).read_text())
-        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST, flow.models(), flow.defines)
+        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST, flow.models(), flow.defines, flow.unmodelled)
         name = bitstream_name(device) if gate["equal"] else None
         if name:  # packed inside rtl_dir (the WebAssembly tools see only their working directory), then moved
             run_tool([device["pack"], LAYOUT, BITSTREAM], rtl_dir, PNR_TIMEOUT_S, device["pack"])
