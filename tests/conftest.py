@@ -19,6 +19,15 @@ sys.path.insert(0, str(ROOT / "examples"))
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+@pytest.fixture(autouse=True)
+def no_fpga_synthesis_unless_asked(monkeypatch):
+    """fpga builds skip yosys, nextpnr and the gate-level check (minutes per build on this suite's
+    examples): tests check the RTL against the emulator, and tests/test_fpga.py and
+    tests/test_pnr.py synthesize, place and route on purpose (``emit(synthesize=True)``, or by
+    setting ``SNNHW_FPGA_SYNTH`` themselves)."""
+    monkeypatch.setenv("SNNHW_FPGA_SYNTH", "0")
+
+
 @pytest.fixture(scope="session")
 def digits_model(tmp_path_factory):
     """A digits MLP trained for 3 epochs (state_dict path, arch spec, test inputs, labels)."""
