@@ -471,3 +471,30 @@ def test_run_plans_with_the_lanes_the_build_was_emitted_with(tmp_path, monkeypat
     res = BACKEND.run(build, x)
     assert {c.lanes for c in seen[0].cores} == {2}
     np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])
+
+
+@pytest.mark.parametrize("lanes", [32, 128])
+def test_wide_lanes_equal_the_emulator(tmp_path, monkeypatch, lanes):
+    """P = 32 and 128 (the ECP5 designs of docs/targets/fpga.md): on a 40-300-10 net at 4-bit weights
+    with both layers firing, spikes, u and v equal the emulator's."""
+    import snntorch as snn
+    import torch
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.frontends.snntorch_trace import to_ir
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(40, 300), snn.Leaky(beta=0.9, init_hidden=True),
+                              torch.nn.Linear(300, 10), snn.Leaky(beta=0.9, init_hidden=True))
+    with torch.no_grad():
+        net[2].weight.mul_(6.0)
+    g = compile_graph(to_ir(net, (40,)), load("fpga"), CompileOptions(weight_bits=4))
+    x = (np.random.default_rng(0).random((10, 2, 40)) < 0.3).astype(np.int8)
+    monkeypatch.setenv("SNNHW_FPGA_LANES", str(lanes))
+    build = _build(g, tmp_path / "b")
+    res, ref = BACKEND.run(build, x, record_state=True), emulate(g, x, record_state=True)
+    assert all(int(s.sum()) > 0 for s in ref.spikes.values()), {k: int(s.sum()) for k, s in ref.spikes.items()}
+    for name in ref.spikes:
+        np.testing.assert_array_equal(res.spikes[name], ref.spikes[name])
+        np.testing.assert_array_equal(res.current[name], ref.current[name])
+        np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
+    report = json.loads((build / "fpga_report.json").read_text())
+    assert [c["lanes"] for c in report["cycles"]["layers"]] == [lanes, lanes]
