@@ -423,3 +423,36 @@ def test_reproducer_d_decay_fields_outside_loihi_run_on_microcode_without_netx()
     assert any("du = -1" in p for p in netx.problems(g))
     rng = np.random.default_rng(2)
     _assert_lava_run_equal(g, rng.integers(0, 2, (20, 2, 3)))
+
+
+def test_run_of_a_build_with_network_net_runs_that_file_too(tmp_path, monkeypatch):
+    """`run --target loihi` executes the deployment file as well (hash-checked) and refuses a build
+    whose network.net disagrees with the Lava process graph."""
+    import snntorch as snn
+    import torch
+    from snnhw.compiler.pipeline import CompileOptions, compile_graph
+    from snnhw.deploy import write_build
+    from snnhw.frontends.snntorch_trace import to_ir
+    from snnhw.targets import load as load_target
+    from snnhw.targets.loihi import backend
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 8), snn.Leaky(beta=0.9, reset_mechanism="zero", init_hidden=True),
+                              torch.nn.Linear(8, 4), snn.Leaky(beta=0.9, reset_mechanism="zero", init_hidden=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(3.0)
+    g = compile_graph(to_ir(net, (12,)), load_target("loihi"), CompileOptions())
+    (tmp_path / "b").mkdir()
+    write_build(tmp_path / "b", g)
+    assert (tmp_path / "b" / "network.net").exists()
+    x = (np.random.default_rng(0).random((8, 2, 12)) < 0.4).astype(np.float32)
+    ran = []
+    real = backend.simulate_netx_in_worker
+    monkeypatch.setattr(backend, "simulate_netx_in_worker", lambda *a: ran.append(1) or real(*a))
+    res = backend.BACKEND.run(tmp_path / "b", x)
+    out = res.spikes[g.output.name]
+    assert ran == [1] and int(out.sum()) > 0
+    np.testing.assert_array_equal(out, emulate(g, x).spikes[g.output.name])
+    monkeypatch.setattr(backend, "simulate_netx_in_worker", lambda *a: 1 - real(*a))
+    with pytest.raises(SnnhwError, match="network.net .* other output spikes"):
+        backend.BACKEND.run(tmp_path / "b", x)

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from snnhw.build import read_manifest
 from snnhw.compiler.legalize import legalize
 from snnhw.errors import SnnhwError
 from snnhw.safety import with_index_names
 from snnhw.ir import Graph, save
 from snnhw.semantics import RunResult, quantize_input
 from snnhw.supervise import run_supervised
-from snnhw.targets.contract import load_fixed, refuse_foreign_build
+from snnhw.targets.contract import load_fixed, refuse_foreign_build, verified_file
 from snnhw.targets.description import TargetDescription, load
 from snnhw.targets.loihi import netx, plan_file
 
@@ -108,11 +109,20 @@ class LoihiBackend:
     def run(self, build_dir: Path, x, record_state: bool = False) -> RunResult:
         """Run the build's hash-checked model.onnx in Lava: spikes (and states, learned weights) from
         Lava; overflow counts as Lava's own recorded states showed them (overflow.py), plus the input
-        saturation of the host's input quantization."""
+        saturation of the host's input quantization. A build that holds network.net (the Loihi 2
+        deployment file) also runs it, hash-checked, with lava-dl's netx loader on the same input,
+        and is refused unless its output spikes equal the process graph's: the file that deploys is
+        the file that ran."""
         graph = load_fixed(build_dir)
         self.check(graph)
         res = RunResult(overflow_source="lava states")
-        lava = simulate_in_worker(graph, quantize_input(graph, x, res), record_state)
+        x_int = quantize_input(graph, x, res)
+        lava = simulate_in_worker(graph, x_int, record_state)
+        if netx.NETX_FILE in read_manifest(build_dir)["files"]:
+            deployed = simulate_netx_in_worker(graph, verified_file(build_dir, netx.NETX_FILE), x_int)
+            if not np.array_equal(deployed, lava["spikes"][graph.output.name]):
+                raise SnnhwError(f"{netx.NETX_FILE} (lava-dl netx) gives other output spikes than the Lava process "
+                                 "graph of model.onnx on this input; do not deploy it, and report this build")
         for node, counts in lava.get("overflow", {}).items():
             for key, n in counts.items():
                 res.count(node, key, n)
