@@ -92,40 +92,43 @@ def row(name, plan, report, cycles, formula_ok, accuracy):
             "yes" if placed and pnr.get("bitstream") else "no")
 
 
-def tutorial_row(lanes) -> tuple:
-    """784-1000-10 at 8-bit weights: cycles/step from the formula at 15 % input activity; why it
-    is not placed on the UP5K (weight memory), without synthesizing 6.3 Mbit of memory images."""
+TUTORIAL_EVENTS = (int(0.15 * 784), 100)  # input and hidden events a step at 15 % input activity
+
+
+def tutorial_graph(weight_bits: int | None = None):
+    """The snntorch tutorial's 784-1000-10 (Leaky, beta 0.95, seeded random weights) compiled for fpga."""
     import snntorch as snn
     import torch
     torch.manual_seed(0)
     tut = torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
                               torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
-    gt = compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions())
+    return compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions(weight_bits=weight_bits))
+
+
+def tutorial_row(lanes) -> tuple:
+    """784-1000-10 at 8-bit weights: cycles/step from the formula at 15 % input activity; why it
+    is not placed on the UP5K (weight memory), without synthesizing 6.3 Mbit of memory images."""
+    gt = tutorial_graph()
     plan = BACKEND.plan(gt, lanes)
     bits = sum(c.weights.size * c.weight_bits for c in plan.cores)
     dev = next(d for d in load("fpga").raw["hardware"]["devices"] if d["name"] == "iCE40 UP5K")
     ebr_bits = dev["bram"] * 4096
-    per_step = step_cycles(plan, [int(0.15 * 784), 100], [0, 0])
+    per_step = step_cycles(plan, list(TUTORIAL_EVENTS), [0, 0])
     why = (f"not placed: {bits / 1e6:.2f} Mbit of {plan.cores[0].weight_bits}-bit weights > the UP5K's "
            f"{dev['bram']} x 4 kbit = {ebr_bits // 1024} kbit of block RAM")
     return (f"784-1000-10 ({why})", "-", "/".join(str(c.lanes) for c in plan.cores),
             "/".join(str(c.weight_bits) for c in plan.cores), "-", "-", "-",
-            f"{per_step:,} (formula, 118 input / 100 hidden events)", "-", "-", "no")
+            f"{per_step:,} (formula, {TUTORIAL_EVENTS[0]} input / {TUTORIAL_EVENTS[1]} hidden events)", "-", "-", "no")
 
 
 def tutorial_ecp5(lanes) -> str:
     """784-1000-10 at 4-bit weights placed and routed on the ECP5 LFE5U-85F (targets/fpga/pnr.py):
     achieved Fmax, nextpnr's utilization, the gate-level check, and images/s at that Fmax from the
-    cycle formula at 15 % input activity (118 input, 100 hidden events a step; input streaming adds
+    cycle formula at 15 % input activity (117 input, 100 hidden events a step; input streaming adds
     one cycle per input event). Takes a few minutes."""
-    import snntorch as snn
-    import torch
     from snnhw.targets.fpga.pnr import place_and_route
     from snnhw.targets.fpga.render import write_design
-    torch.manual_seed(0)
-    tut = torch.nn.Sequential(torch.nn.Linear(784, 1000), snn.Leaky(beta=0.95, init_hidden=True),
-                              torch.nn.Linear(1000, 10), snn.Leaky(beta=0.95, init_hidden=True))
-    gt = compile_graph(to_ir(tut, (784,)), load("fpga"), CompileOptions(weight_bits=4))
+    gt = tutorial_graph(4)
     plan = BACKEND.plan(gt, lanes)
     dev = next(d for d in load("fpga").raw["hardware"]["devices"] if d["flow"] == "ecp5")
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,8 +136,8 @@ def tutorial_ecp5(lanes) -> str:
         res = place_and_route(plan, Path(tmp) / "rtl", dev, Path(tmp))
     if not res["fits"]:
         return f"784-1000-10, 4-bit weights, P = {plan.cores[0].lanes}: not placed on the {dev['name']}: {res['reason']}"
-    per_step = step_cycles(plan, [int(0.15 * 784), 100], [0, 0])
-    per_image = STEPS * (per_step + int(0.15 * 784))
+    per_step = step_cycles(plan, list(TUTORIAL_EVENTS), [0, 0])
+    per_image = STEPS * (per_step + TUTORIAL_EVENTS[0])
     use = {k: f"{v['used']:,}/{v['available']:,}" for k, v in res["utilization"].items()
            if k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D")}
     gate = "equal" if res["gate_level"]["equal"] else f"DIFFERS ({res['gate_level']['reason']})"
