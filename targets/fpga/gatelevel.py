@@ -22,8 +22,8 @@ import numpy as np
 
 from snnhw.errors import SnnhwError
 from snnhw.targets.fpga.plan import DesignPlan
-from snnhw.targets.fpga.render import _environment, design_sources, hex_words
-from snnhw.targets.fpga.simulate import input_events
+from snnhw.targets.fpga.render import _environment, design_sources
+from snnhw.targets.fpga.simulate import write_stimulus
 from snnhw.targets.fpga.tools import require, run_tool
 
 STEPS = 4                # timesteps simulated (one sample)
@@ -58,13 +58,9 @@ def stimulus(plan: DesignPlan) -> np.ndarray:
 
 
 def _run(plan: DesignPlan, job: Path, sources: list, defines: list) -> str:
-    inp = plan.lists[0]
-    words, offsets = input_events(stimulus(plan), bool(inp.value_bits))
-    packed = [((v & ((1 << inp.value_bits) - 1)) << inp.index_bits | i) if inp.value_bits else i for v, i in words]
-    (job / "stim_events.mem").write_text(hex_words(packed or [0], inp.index_bits + inp.value_bits))
-    (job / "stim_offsets.mem").write_text(hex_words(offsets, 32))
+    n_events = write_stimulus(plan, stimulus(plan), job)
     (job / "gate_tb.v").write_text(_environment().get_template("gate_tb.v.j2").render(plan=plan))
-    params = [f"-Pgate_tb.N_STEPS={STEPS}", f"-Pgate_tb.N_EVENTS={max(1, len(words))}"]
+    params = [f"-Pgate_tb.N_STEPS={STEPS}", f"-Pgate_tb.N_EVENTS={n_events}"]
     run_tool(["iverilog", "-g2005", "-s", "gate_tb", "-o", "gate.vvp", *defines, *params, *map(str, sources),
               "gate_tb.v"], job, TIMEOUT_S, "iverilog (gate-level check)")
     run_tool(["vvp", "-n", "gate.vvp"], job, TIMEOUT_S, "the gate-level simulation")

@@ -91,7 +91,9 @@ def _timeout(plan: DesignPlan, steps: int, samples: int) -> float:
     return TIMEOUT_BASE_S + TIMEOUT_PER_MCYCLE_S * estimated_cycles(plan, steps, samples) / 1e6
 
 
-def _write_stimulus(plan: DesignPlan, x_int: np.ndarray, job: Path) -> int:
+def write_stimulus(plan: DesignPlan, x_int: np.ndarray, job: Path) -> int:
+    """Write ``x_int``'s input events into ``job`` (stim_events.mem, stim_offsets.mem, what the
+    testbenches read); return the event count the testbench's N_EVENTS takes."""
     inp = plan.lists[0]
     words, offsets = input_events(x_int, bool(inp.value_bits))
     bits = inp.index_bits + inp.value_bits
@@ -167,7 +169,7 @@ def simulate(plan: DesignPlan, files: list, x_int: np.ndarray, trace: bool = Fal
         if missing:
             raise SnnhwError(f"the RTL files lack {', '.join(missing)}; recompile the build for fpga")
         sources = {Path(f).name: _sha256(job / Path(f).name) for f in files}
-        n_events = _write_stimulus(plan, x_int, job)
+        n_events = write_stimulus(plan, x_int, job)
         params = {"N_SAMPLES": samples, "N_STEPS": steps, "N_EVENTS": n_events, "TRACE": int(trace)}
         _compile_and_run(sim, plan, job, params, timeout)
         out = job / "sim_out.txt"
