@@ -139,9 +139,14 @@ def rows(step, w: np.ndarray):
     return np.reshape(step, (-1, *[1] * (np.ndim(w) - 1))) if np.ndim(step) else step
 
 
+def _row_max(w: np.ndarray) -> np.ndarray:
+    """Largest |integer weight| of each output row of ``w``."""
+    return np.abs(w.reshape(w.shape[0], -1).astype(np.int64)).max(axis=1)
+
+
 def _row_bits(w: np.ndarray) -> list:
     """[min, max] effective bits of the nonzero rows of integer weights ``w``."""
-    big = np.abs(w.reshape(w.shape[0], -1).astype(np.int64)).max(axis=1)
+    big = _row_max(w)
     bits = [int(b).bit_length() + 1 for b in big if b]
     return [min(bits), max(bits)] if bits else [0, 0]
 
@@ -196,7 +201,7 @@ def information_problems(float_g: Graph, fixed_g: Graph, limit: dict, min_bits: 
                 lost.append(f"layer {fx.name}: weights keep {eb} effective bits of {wb} (largest integer {big}; "
                             f"the {why} sets the step); {REMEDY[why]}")
             if fx.name in per_row:  # per-channel steps: a row whose gain a bound limited can still keep few bits
-                rows = np.abs(fx.weight.reshape(fx.weight.shape[0], -1).astype(np.int64)).max(axis=1)
+                rows = _row_max(fx.weight)
                 few = np.any(fl.weight.reshape(rows.size, -1) != 0, axis=1) & (rows < 1 << (min(min_bits, wb) - 2))
                 if np.any(few):
                     lost.append(f"layer {fx.name}: {int(few.sum())} of {rows.size} rows keep fewer than "
