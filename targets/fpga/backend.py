@@ -121,11 +121,12 @@ class FpgaBackend:
 def _emitted_lanes(build_dir: Path, hashes: dict) -> int | None:
     """The synapse lanes the build's RTL was generated with, from its hash-checked fpga_report.json
     (None without a report: the default applies). The testbench's ports do not depend on P; the
-    plan's P sizes the simulator choice and the timeout (snnhw.targets.fpga.simulate)."""
+    plan's P sizes the simulator choice and the timeout (snnhw.targets.fpga.simulate). A core smaller
+    than P gets one lane per neuron, so the largest per-layer count rebuilds every layer's lanes."""
     if REPORT not in hashes:
         return None
     layers = json.loads(verified_file(build_dir, REPORT).read_text())["cycles"]["layers"]
-    return int(layers[0]["lanes"]) if layers else None
+    return max(int(layer["lanes"]) for layer in layers) if layers else None
 
 
 BACKEND = FpgaBackend(load("fpga"))

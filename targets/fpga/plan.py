@@ -203,8 +203,8 @@ def _refuse_unsupported_nodes(g: Graph):
 
 
 def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPlan:
-    """Lower ``g`` (a fixed IR) into a :class:`DesignPlan` with ``lanes`` synapse lanes per core;
-    refuse what the RTL cannot run."""
+    """Lower ``g`` (a fixed IR) into a :class:`DesignPlan` with ``lanes`` synapse lanes per core (a
+    core with fewer neurons gets one lane per neuron); refuse what the RTL cannot run."""
     _refuse_unsupported_nodes(g)
     if lanes < 1:
         raise UnsupportedError(f"fpga lanes = {lanes}: the number of synapse lanes must be at least 1")
@@ -221,7 +221,8 @@ def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPla
     for cid, pop in enumerate(g.neurons):
         syn, src, weight, bias = _synapse_of(g, pop)
         src_list = lists[src.name]
-        core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw, lanes)
+        core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw,
+                     min(lanes, pop.size))
         src_list.readers.append((cid, "in", syn.delay))
         if core.has_rec:
             lists[pop.name].readers.append((cid, "rec", pop.rec_delay))
