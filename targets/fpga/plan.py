@@ -59,7 +59,8 @@ class CorePlan:
 
     All widths are in bits. weights: ``(size, fan_in)`` integers, stored banked over the lanes
     (:meth:`banked`); sum_bits holds every exact synaptic sum without its bias;
-    u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update.
+    u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update but the
+    two decay products, which keep their own width (u_bits or v_bits plus the factor's).
     scalars: parameters shared by all neurons; fields: per-neuron parameters (parameter memory).
     lanes: P, the synapse lanes: P weight banks read in parallel, so one input event reaches P
     neurons (a group) per cycle (docs/targets/fpga.md, "Synapse lanes").
@@ -296,7 +297,7 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
         sites["rec_acc"] = (pop.rec_acc, rec_sum + rec_bias_max)
     rules = {k: fmt if ov.rule_needed(fmt, bound) else None for k, (fmt, bound) in sites.items()}
     calc_max = max([row_sum + bias_max, rec_sum + rec_bias_max, u_pre, v_pre + thr_max,
-                    u_keep << f.decay_bits, v_keep << f.decay_bits, thr_max << 1]
+                    u_keep, v_keep, thr_max << 1]
                    + [2 * ov.half(fmt) for fmt in rules.values() if fmt is not None])
     return CorePlan(
         id=cid, name=pop.name, synapse=syn.name, module=f"lif_core_{cid}", size=size, index_bits=wd.index_bits(size),
