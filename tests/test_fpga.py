@@ -475,10 +475,12 @@ def test_run_plans_with_the_lanes_the_build_was_emitted_with(tmp_path, monkeypat
     np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])
 
 
-@pytest.mark.parametrize("lanes", [32, 128])
+@pytest.mark.parametrize("lanes", [32, 100, 128])
 def test_wide_lanes_equal_the_emulator(tmp_path, monkeypatch, lanes):
-    """P = 32 and 128 (the ECP5 designs of docs/targets/fpga.md): on a 40-300-10 net at 4-bit weights
-    with both layers firing, spikes, u and v equal the emulator's."""
+    """P = 32, 100 and 128 (the ECP5 designs of docs/targets/fpga.md): on a 40-300-10 net at 4-bit
+    weights with both layers firing, spikes, u and v equal the emulator's, and every step's cycle
+    count equals the formula (P = 100 divides the 300 neurons into 3 full groups, 128 leaves a
+    44-neuron last group)."""
     import snntorch as snn
     import torch
     from snnhw.compiler.pipeline import CompileOptions, compile_graph
@@ -500,3 +502,9 @@ def test_wide_lanes_equal_the_emulator(tmp_path, monkeypatch, lanes):
         np.testing.assert_array_equal(res.voltage[name], ref.voltage[name])
     report = json.loads((build / "fpga_report.json").read_text())
     assert [c["lanes"] for c in report["cycles"]["layers"]] == [lanes, 10]  # 10 output neurons: 10 lanes
+    plan = BACKEND.plan(g, lanes)
+    x_int = quantize_input(g, x).astype(np.int64)
+    sim = _simulate(plan, x_int, tmp_path / "cycles")
+    events = _events(g, x_int, ref.spikes, plan)
+    expected = [[step_cycles(plan, *events(t, b)) for t in range(x.shape[0])] for b in range(x.shape[1])]
+    np.testing.assert_array_equal(sim.cycles, np.array(expected), err_msg=f"P={lanes} cycles per step")
