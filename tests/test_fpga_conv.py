@@ -39,17 +39,17 @@ def _lif(name, src, shape, rng, rec=False, per_neuron=False):
                rec_w, None, 1, ACC if rec else None, _fmt())
 
 
-def _conv(name, src, in_shape, cout, k, stride, pad, rng, groups=1, acc=ACC, bias=True):
+def _conv(name, src, in_shape, cout, k, stride, pad, rng, groups=1, acc=ACC, bias=True, delay=0):
     w = rng.integers(-90, 90, (cout, in_shape[0] // groups, k, k))
     b = rng.integers(-20, 20, (cout,)) if bias else None
-    return Conv2d(name, src, w, tuple(in_shape), b, (stride, stride), (pad, pad), (1, 1), groups, 0, acc)
+    return Conv2d(name, src, w, tuple(in_shape), b, (stride, stride), (pad, pad), (1, 1), groups, delay, acc)
 
 
 def _net(in_shape, in_bits, convs, rng, dense=3, rec=False, per_neuron=False):
     """Input -> (Conv2d -> LIF) per ``convs`` entry ``(cout, k, stride, pad, groups)`` -> Flatten -> Dense -> LIF."""
     nodes, src, shape = [Input("in", tuple(in_shape), in_bits, 1.0)], "in", tuple(in_shape)
     for i, (cout, k, stride, pad, groups) in enumerate(convs):
-        conv = _conv(f"c{i}", src, shape, cout, k, stride, pad, rng, groups)
+        conv = _conv(f"c{i}", src, shape, cout, k, stride, pad, rng, groups, delay=i)   # later convs: delay 1
         nodes += [conv, _lif(f"l{i}", conv.name, conv.shape, rng, rec and i == 0, per_neuron)]
         src, shape = f"l{i}", conv.shape
     n = int(np.prod(shape))
@@ -120,8 +120,9 @@ def test_stride_2_padded_multichannel_graded_input_equals_the_emulator(tmp_path,
 
 @pytest.mark.parametrize("lanes", [1, 3])
 def test_conv_conv_dense_chain_equals_the_emulator(tmp_path, lanes):
-    """conv (2 -> 4, 3x3, pad 1) -> conv (4 -> 3, 2x2, stride 2) -> dense: the second conv reads the
-    first conv core's spike list (flat C-order indices, written in the conv core's update order)."""
+    """conv (2 -> 4, 3x3, pad 1) -> conv (4 -> 3, 2x2, stride 2, delay 1) -> dense: the second conv
+    reads the first conv core's spike list (flat C-order indices, written in the conv core's update
+    order) one step late."""
     rng = np.random.default_rng(20 + lanes)
     g = _net((2, 6, 6), 1, [(4, 3, 1, 1, 1), (3, 2, 2, 0, 1)], rng)
     ref, _ = _check_rtl(g, _input(g, rng, steps=6), lanes, tmp_path, with_lint=lanes == 3)
