@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from snnhw.compiler.lowering import conv_as_dense, conv_to_dense
 from snnhw.errors import UnsupportedError
@@ -139,6 +141,21 @@ def test_grouped_recurrent_conv_and_its_overflow_counts_equal_the_emulator(tmp_p
     x = _input(g, rng, steps=6)
     ref, plan = _check_rtl(g, x, 3, tmp_path, with_lint=True)
     assert plan.cores[0].has_rec and ref.overflow["c0"].get("acc_saturate", 0) > 0, ref.overflow
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(1, 3), st.integers(3, 6), st.integers(3, 6), st.integers(1, 3), st.integers(1, 3),
+       st.integers(0, 2), st.sampled_from([1, 1, 2]), st.integers(1, 3), st.integers(1, 5), st.sampled_from([1, 8]),
+       st.integers(0, 2**32 - 1))
+def test_random_conv_geometry_equals_the_emulator(tmp_path_factory, c, h, w, k, stride, pad, groups, per_group, lanes,
+                                                  in_bits, seed):
+    """Random channels, image, kernel, stride, padding, groups and lanes: RTL == emulator, cycles == formula."""
+    assume(h + 2 * pad >= k and w + 2 * pad >= k and c % groups == 0)
+    rng = np.random.default_rng(seed)
+    conv = _conv("c0", "in", (c, h, w), groups * per_group, k, stride, pad, rng, groups)
+    g = Graph([Input("in", (c, h, w), in_bits, 1.0), conv, _lif("l0", "c0", conv.shape, rng)],
+              kind="fixed", target="fpga").validate()
+    _check_rtl(g, _input(g, rng), lanes, tmp_path_factory.mktemp("rtl"))
 
 
 def test_kernel_memory_and_addresses_give_the_unrolled_matrix():

@@ -59,8 +59,8 @@ class ListPlan:
 class CorePlan:
     """One LIF population on one time-multiplexed datapath (docs/targets/fpga.md, "Core").
 
-    All widths are in bits. weights: ``(size, fan_in)`` integers, stored banked over the lanes
-    (:meth:`banked`); sum_bits holds every exact synaptic sum without its bias;
+    All widths are in bits. weights: ``(size, fan_in)`` integers of a Dense or a conv kernel (see
+    ``conv``), stored banked over the lanes (:meth:`weight_rows`); sum_bits holds every exact synaptic sum without its bias;
     u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update.
     scalars: parameters shared by all neurons; fields: per-neuron parameters (parameter memory).
     lanes: P, the synapse lanes: P weight banks read in parallel, so one input event reaches P
