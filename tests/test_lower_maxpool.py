@@ -343,10 +343,11 @@ def test_verify_inspect_and_report_show_the_or_layer_as_the_pools_lowering(tmp_p
     assert f"OR layer (LIF), the lowering of {pool}" in html
 
 
-@pytest.mark.parametrize("target", ["emu", "loihi"])
+@pytest.mark.parametrize("target", ["emu", "loihi", "fpga"])
 def test_finetune_forward_runs_max_pooling_of_spikes_as_deployed(target):
     """snnhw finetune's torch forward equals the emulator on the deployed graph: the pool itself on
-    emu, the OR layer (constant integers) on loihi; gradients reach the conv through it. """
+    emu, the OR layer (constant integers) on loihi and fpga (whose conv cores keep the Conv2d);
+    gradients reach the conv through it. """
     from snnhw.finetune import deployment, fixed_forward, param_tensors
     from snnhw.semantics import latency
     net = _spiking_net()
