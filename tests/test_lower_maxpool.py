@@ -181,7 +181,7 @@ def test_snntorch_maxpool_on_spikes_compiles_for_loihi_and_fpga_and_keeps_the_po
     window = loihi.node(f"{pool}.window")
     assert window.groups == 2 and window.delay == 1 and np.all(window.weight == 2)
     fpga = compile_graph(g, description.load("fpga"), CompileOptions())
-    assert fpga.meta["lowered"] == "maxpool-to-or,conv-to-dense" and f"{pool}.or" in [p.name for p in fpga.neurons]
+    assert fpga.meta["lowered"] == "maxpool-to-or" and f"{pool}.or" in [p.name for p in fpga.neurons]
     emu = compile_graph(g, description.load("emu"), CompileOptions())
     assert any(isinstance(n, Pool2d) and n.mode == "max" for n in emu.nodes) and not or_layers(emu)
     from snnhw.semantics import latency
@@ -229,7 +229,7 @@ def test_max_pooling_of_graded_input_is_refused_and_of_spike_input_lowered():
 
 
 def test_fpga_lowerings_run_in_order_and_names_do_not_collide():
-    assert [p.name for p in passes_for(description.load("fpga"))][-3:] == ["maxpool-to-or", "conv-to-dense", "legalize"]
+    assert [p.name for p in passes_for(description.load("fpga"))][-2:] == ["maxpool-to-or", "legalize"]
     z = np.zeros((), np.int64)
     one = np.ones((), np.int64)
     g = Graph([Input("x", (1, 2, 2), 1), Pool2d("p", "x", (1, 2, 2), (2, 2), (2, 2), "max"),
@@ -343,11 +343,11 @@ def test_verify_inspect_and_report_show_the_or_layer_as_the_pools_lowering(tmp_p
     assert f"OR layer (LIF), the lowering of {pool}" in html
 
 
-@pytest.mark.parametrize("target", ["emu", "loihi"])
+@pytest.mark.parametrize("target", ["emu", "loihi", "fpga"])
 def test_finetune_forward_runs_max_pooling_of_spikes_as_deployed(target):
     """snnhw finetune's torch forward equals the emulator on the deployed graph: the pool itself on
-    emu, the OR layer (constant integers) on loihi; gradients reach the conv through it. (On fpga
-    finetune refuses every conv net, lowered to Dense by conv-to-dense, before any pooling.)"""
+    emu, the OR layer (constant integers) on loihi and fpga (whose conv cores keep the Conv2d);
+    gradients reach the conv through it. """
     from snnhw.finetune import deployment, fixed_forward, param_tensors
     from snnhw.semantics import latency
     net = _spiking_net()

@@ -1,8 +1,8 @@
 """Lower a fixed IR into a hardware plan: spike lists, LIF cores, memory images and bit widths.
 
 A population (``LIF``) becomes one core that updates its neurons one after another; its synapse
-(a ``Dense``; a ``Conv2d`` arrives here already unrolled into the exact integer Dense it equals by
-the target's ``conv-to-dense`` lowering pass, snnhw.compiler.lowering) becomes the core's weight memory. The network input and every population own a spike list: a ring of per-timestep
+becomes the core's weight memory: a ``Dense`` matrix, or a ``Conv2d`` kernel stored once with
+addresses generated in the core (targets/fpga/conv.py). The network input and every population own a spike list: a ring of per-timestep
 event lists (neuron index, and the value for graded input) deep enough for the largest delay any
 reader applies. Everything the RTL needs is computed here; the templates only print it.
 """
@@ -17,6 +17,8 @@ from snnhw.ir import LIF, Conv2d, Dense, Graph, NeuronFormat, Pool2d, StateForma
 from snnhw.targets.description import TargetDescription
 from snnhw.semantics import overflow as ov
 from snnhw.targets.fpga import widths as wd
+from snnhw.targets.fpga.conv import ConvGeometry
+from snnhw.targets.fpga.cycles import CONV_WALK_STAGES, WALK_STAGES
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,16 @@ class ListPlan:
 class CorePlan:
     """One LIF population on one time-multiplexed datapath (docs/targets/fpga.md, "Core").
 
-    All widths are in bits. weights: ``(size, fan_in)`` integers, stored banked over the lanes
-    (:meth:`banked`); sum_bits holds every exact synaptic sum without its bias;
-    u_bits/v_bits are the stored registers; calc_bits holds every intermediate of one update but the
-    two decay products, which keep their own width (u_bits or v_bits plus the factor's).
+    All widths are in bits. weights: ``(size, fan_in)`` integers of a Dense or a conv kernel (see
+    ``conv``), stored banked over the lanes (:meth:`weight_rows`); sum_bits holds every exact synaptic
+    sum without its bias; u_bits/v_bits are the stored registers; calc_bits holds every intermediate
+    of one update but the two decay products, which keep their own width (u_bits or v_bits plus the
+    factor's).
     scalars: parameters shared by all neurons; fields: per-neuron parameters (parameter memory).
     lanes: P, the synapse lanes: P weight banks read in parallel, so one input event reaches P
     neurons (a group) per cycle (docs/targets/fpga.md, "Synapse lanes").
+    conv: the kernel geometry of a Conv2d synapse (then ``weights`` is its ``(Cout, C/groups, kh, kw)``
+    kernel and the lanes are output channels, see targets/fpga/conv.py); None for a Dense.
     """
 
     id: int
@@ -95,29 +100,57 @@ class CorePlan:
     fields: list
     rules: dict
     lanes: int = 1
+    conv: ConvGeometry | None = None
 
     @property
     def groups(self) -> int:
-        """Neuron groups G = ceil(N / P): group g holds neurons g*P .. g*P+P-1 (one per lane)."""
+        """Neuron groups G: ceil(N / P) for a Dense (group g holds neurons g*P .. g*P+P-1, one per
+        lane); ceil(Cout / P) * Ho * Wo for a conv core (:meth:`lane_neurons`)."""
+        if self.conv is not None:
+            return self.conv.blocks(self.lanes) * self.conv.positions
         return -(-self.size // self.lanes)
 
     @property
     def last_lanes(self) -> int:
-        """Neurons in the last group (1..P)."""
-        return self.size - (self.groups - 1) * self.lanes
+        """Neurons in the last group (1..P); for a conv core, in every group of the last channel block."""
+        per_group = self.conv.out_shape[0] if self.conv is not None else self.size
+        return per_group - (-(-per_group // self.lanes) - 1) * self.lanes
+
+    @property
+    def walk_stages(self) -> int:
+        """Pipeline stages of the walk (a conv core reads its event's coordinates first)."""
+        return WALK_STAGES if self.conv is None else CONV_WALK_STAGES
+
+    def lane_neurons(self) -> np.ndarray:
+        """``(G, P)``: the neuron each lane of each group updates (-1: a padding lane)."""
+        if self.conv is not None:
+            return self.conv.lane_neurons(self.lanes)
+        n = np.arange(self.groups * self.lanes).reshape(-1, self.lanes)
+        return np.where(n < self.size, n, -1)
 
     def banked(self, weights: np.ndarray) -> np.ndarray:
-        """``(G * fan_in, P)`` weights: row ``g * fan_in + i`` holds, lane p, the weight from input i to
-        neuron ``g * P + p`` (0 for the padding lanes of the last group). One wide memory word per row
-        is the P banks side by side."""
-        rows, fan_in = weights.shape
-        padded = np.zeros((self.groups * self.lanes, fan_in), np.int64)
-        padded[:rows] = weights
-        return padded.reshape(self.groups, self.lanes, fan_in).transpose(0, 2, 1).reshape(-1, self.lanes)
+        """``(G * fan_in, P)`` weights of a ``(N, fan_in)`` matrix: row ``g * fan_in + i`` holds, lane p,
+        the weight from input i to the neuron of lane p in group g (0 for padding lanes). One wide
+        memory word per row is the P banks side by side."""
+        neurons = self.lane_neurons()
+        padded = np.vstack([np.asarray(weights, np.int64), np.zeros((1, weights.shape[1]), np.int64)])
+        return padded[neurons].transpose(0, 2, 1).reshape(-1, self.lanes)  # row -1 is the zero row
+
+    def weight_rows(self) -> np.ndarray:
+        """The weight memory, one row per word and one column per lane: the banked matrix of a
+        Dense, the kernel words of a conv core (:meth:`ConvGeometry.rows`)."""
+        return self.conv.rows(self.lanes) if self.conv is not None else self.banked(self.weights)
+
+    @property
+    def weight_words(self) -> int:
+        """Words of the weight memory (each ``lanes * weight_bits`` wide)."""
+        return (self.conv.blocks(self.lanes) * self.conv.taps if self.conv is not None
+                else self.groups * self.fan_in)
 
     @property
     def fan_in(self) -> int:
-        return int(self.weights.shape[1])
+        """Inputs a neuron can read: the source's size for a conv core, the matrix's columns otherwise."""
+        return self.source.size if self.conv is not None else int(self.weights.shape[1])
 
     @property
     def has_rec(self) -> bool:
@@ -170,12 +203,10 @@ class DesignPlan:
 
 
 def _synapse_of(g: Graph, pop: LIF):
-    """The population's synapse and its event source (Flatten is only a renaming of indices)."""
+    """The population's synapse, its event source (Flatten is only a renaming of indices), its
+    weights (a Dense matrix or a Conv2d kernel) and its bias per neuron (None without one)."""
     syn = g.node(pop.input)
-    if isinstance(syn, Conv2d):
-        raise UnsupportedError(f"layer {syn.name}: Conv2d reaches the fpga plan unlowered; compile the model for "
-                               "fpga (its conv-to-dense lowering pass turns every Conv2d into a Dense)")
-    if not isinstance(syn, Dense):
+    if not isinstance(syn, (Dense, Conv2d)):
         raise UnsupportedError(f"layer {pop.name}: reads {type(syn).__name__} {syn.name!r} directly; the fpga "
                                "target needs a Dense or Conv2d synapse in front of every population")
     src = g.through_reshapes(syn.input, pools=False)[0]
@@ -183,12 +214,13 @@ def _synapse_of(g: Graph, pop: LIF):
         raise UnsupportedError(f"layer {syn.name}: reads {type(src).__name__} {src.name!r}; the fpga target "
                                "supports synapses fed by the input or a population (through Flatten)")
     weight = np.asarray(syn.weight, np.int64)
-    bias = np.asarray(syn.bias, np.int64) if syn.bias is not None and np.any(syn.bias) else None
+    bias = _per_neuron(syn.bias_map(), syn.shape) if syn.bias is not None and np.any(syn.bias) else None
     return syn, src, weight, bias
 
 
-def _per_neuron(values, size: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(values, np.int64), (size,)).reshape(-1)
+def _per_neuron(values, shape: tuple) -> np.ndarray:
+    """A scalar, per-channel or per-neuron parameter as one value per neuron (C order)."""
+    return np.broadcast_to(np.asarray(values, np.int64), tuple(shape)).reshape(-1)
 
 
 def _refuse_unsupported_nodes(g: Graph):
@@ -205,7 +237,8 @@ def _refuse_unsupported_nodes(g: Graph):
 
 def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPlan:
     """Lower ``g`` (a fixed IR) into a :class:`DesignPlan` with ``lanes`` synapse lanes per core (a
-    core with fewer neurons gets one lane per neuron); refuse what the RTL cannot run."""
+    core with fewer neurons, or a conv core with fewer output channels, gets one lane for each);
+    refuse what the RTL cannot run."""
     _refuse_unsupported_nodes(g)
     if lanes < 1:
         raise UnsupportedError(f"fpga lanes = {lanes}: the number of synapse lanes must be at least 1")
@@ -223,7 +256,7 @@ def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPla
         syn, src, weight, bias = _synapse_of(g, pop)
         src_list = lists[src.name]
         core = _core(cid, pop, syn, src_list, weight, bias, x_max if src_list.is_input else 1, hw,
-                     min(lanes, pop.size))
+                     min(lanes, weight.shape[0]))  # at most one lane per neuron (Dense) or output channel (conv)
         src_list.readers.append((cid, "in", syn.delay))
         if core.has_rec:
             lists[pop.name].readers.append((cid, "rec", pop.rec_delay))
@@ -245,8 +278,10 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
     if size > int(hw.get("max_neurons_per_core", size)):
         raise UnsupportedError(f"layer {pop.name}: {size} neurons exceed the {hw['max_neurons_per_core']} "
                                "neurons one fpga core serves")
-    if weight.size > int(hw.get("max_weight_words", weight.size)):
-        raise UnsupportedError(f"layer {syn.name}: {weight.size} weights exceed the {hw['max_weight_words']}-word "
+    conv = ConvGeometry.of(syn) if isinstance(syn, Conv2d) else None
+    words = conv.blocks(lanes) * conv.taps * lanes if conv is not None else weight.size
+    if words > int(hw.get("max_weight_words", words)):
+        raise UnsupportedError(f"layer {syn.name}: {words} weights exceed the {hw['max_weight_words']}-word "
                                "weight memory of one fpga core")
     fields = []
     scalars = {}
@@ -256,18 +291,19 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
             ("threshold", pop.threshold, wd.unsigned_bits(int(np.max(pop.threshold))), False),
             ("bias", pop.bias, wd.signed_bits(int(np.max(np.abs(pop.bias)))), True)):
         if np.ndim(values):
-            fields.append(ParamField(name, bits, signed, tuple(int(v) for v in _per_neuron(values, size))))
+            fields.append(ParamField(name, bits, signed, tuple(int(v) for v in _per_neuron(values, pop.shape))))
         else:
             scalars[name] = int(values)
     if bias is not None:
         fields.append(ParamField("syn_bias", wd.signed_bits(int(np.abs(bias).max())), True, tuple(map(int, bias))))
     rec_w = None if pop.rec_weight is None else np.asarray(pop.rec_weight, np.int64)
     if rec_w is not None and pop.rec_bias is not None and np.any(pop.rec_bias):
-        rb = np.asarray(pop.rec_bias, np.int64)
+        rb = _per_neuron(pop.rec_bias, pop.shape)
         fields.append(ParamField("rec_bias", wd.signed_bits(int(np.abs(rb).max())), True, tuple(map(int, rb))))
 
     # value ranges (docs/semantics.md order) -> exact widths; refuse wrap_once growth
-    row_sum = int(np.abs(weight).sum(axis=1).max()) * x_max if weight.size else 0
+    row_sum = (conv.row_sum() if conv is not None else
+               int(np.abs(weight).sum(axis=1).max()) if weight.size else 0) * x_max
     bias_max = int(np.abs(bias).max()) if bias is not None else 0
     a_max = ov.rule_bound(syn.acc, row_sum + bias_max)
     rec_sum = rec_bias_max = 0
@@ -310,4 +346,4 @@ def _core(cid: int, pop: LIF, syn, src: ListPlan, weight: np.ndarray, bias, x_ma
         u_bits=wd.stored_bits(f.current), v_bits=wd.stored_bits(f.voltage),
         calc_bits=wd.signed_bits(calc_max) + 1, threshold_bits=wd.unsigned_bits(thr_max),
         walk_bits=wd.unsigned_bits(max(src.size, size if rec_w is not None else 0, lanes)),
-        scalars=scalars, fields=fields, rules=rules, lanes=lanes)
+        scalars=scalars, fields=fields, rules=rules, lanes=lanes, conv=conv)

@@ -54,11 +54,18 @@ def _offsets(c: CorePlan) -> dict:
     return out
 
 
-def lane_words(c: CorePlan, weights, bits: int) -> list[int]:
-    """The banked weight memory of ``weights`` as one word per row: lane p in bits
-    ``[p*bits, (p+1)*bits)`` (see :meth:`CorePlan.banked`)."""
+def lane_words(rows, bits: int) -> list[int]:
+    """A banked weight memory ``(words, P)`` as one word per row: lane p in bits ``[p*bits, (p+1)*bits)``
+    (see :meth:`CorePlan.weight_rows`)."""
     mask = (1 << bits) - 1
-    return [sum((int(w) & mask) << (p * bits) for p, w in enumerate(row)) for row in c.banked(weights)]
+    return [sum((int(w) & mask) << (p * bits) for p, w in enumerate(row)) for row in rows]
+
+
+def coord_words(c: CorePlan, widths: dict) -> list[int]:
+    """The coordinate ROM of a conv core: per input neuron ``{x, y, lin}`` (lin in the low bits;
+    targets/fpga/conv.py)."""
+    lb, yb = widths["lin"], widths["y"]
+    return [lin | (y << lb) | (x << (lb + yb)) for lin, y, x in c.conv.coords()]
 
 
 def mult_widths(c: CorePlan) -> dict:
@@ -78,17 +85,20 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
         if lst.readers:
             files[f"{lst.module}.v"] = env.get_template("spike_list.v.j2").render(l=lst)
     for c in plan.cores:
-        waw = wd.index_bits(c.groups * c.fan_in)
+        waw = wd.index_bits(c.weight_words)
         raw = wd.index_bits(c.groups * c.size)
+        cw = c.conv.widths(c.lanes) if c.conv is not None else {}
         files[f"{c.module}.v"] = env.get_template("lif_core.v.j2").render(
             c=c, own=own[c.name], waw=waw, raw=raw, row_step=c.fan_in % (1 << waw),
             rec_row_step=c.size % (1 << raw), offsets=_offsets(c), group_bits=wd.index_bits(c.groups),
-            lane_bits=wd.unsigned_bits(c.lanes), mult=mult_widths(c))
-        files[f"{c.module}_weights.mem"] = hex_words(lane_words(c, c.weights, c.weight_bits), c.lanes * c.weight_bits)
+            lane_bits=wd.unsigned_bits(c.lanes), mult=mult_widths(c), cw=cw)
+        files[f"{c.module}_weights.mem"] = hex_words(lane_words(c.weight_rows(), c.weight_bits), c.lanes * c.weight_bits)
+        if c.conv is not None:
+            files[f"{c.module}_coords.mem"] = hex_words(coord_words(c, cw), cw["lin"] + cw["y"] + cw["x"])
         if c.fields:
             files[f"{c.module}_params.mem"] = hex_words(_param_words(c), c.param_bits)
         if c.has_rec:
-            files[f"{c.module}_rec_weights.mem"] = hex_words(lane_words(c, c.rec_weights, c.rec_weight_bits),
+            files[f"{c.module}_rec_weights.mem"] = hex_words(lane_words(c.banked(c.rec_weights), c.rec_weight_bits),
                                                              c.lanes * c.rec_weight_bits)
     files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
     files[f"{plan.top}_board.v"] = env.get_template("pnr_top.v.j2").render(plan=plan)

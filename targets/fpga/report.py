@@ -38,7 +38,8 @@ def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
         "steps_per_s_all_active": round(hz / hi, 1),
         "synaptic_events_per_s_all_active": round(hi_events * hz / hi, 1),
         "layers": [{"layer": c.name, "neurons": c.size, "fan_in": c.fan_in, "recurrent": c.has_rec,
-                    "input_delay": c.delay, "lanes": c.lanes, "groups": c.groups} for c in plan.cores],
+                    "input_delay": c.delay, "lanes": c.lanes, "groups": c.groups, "conv_core": c.conv is not None,
+                    "weight_words": c.weight_words, "weight_word_bits": c.lanes * c.weight_bits} for c in plan.cores],
     }
 
 
