@@ -15,7 +15,7 @@ ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice
 ECP5_PREAMBLE = bytes.fromhex("ffffbdb3")  # ECP5 bitstream preamble (Lattice TN1260, also Project Trellis)
 
 
-def _design(tmp_path, n_in=16, hidden=12, lanes=2):
+def _design(tmp_path, n_in=16, hidden=12, lanes=2, weight_memory="ebr"):
     fmt = NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
     rng = np.random.default_rng(0)
     lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
@@ -25,7 +25,7 @@ def _design(tmp_path, n_in=16, hidden=12, lanes=2):
                lif("lif1", "fc1", hidden),
                Dense("fc2", "lif1", rng.integers(-127, 128, (4, hidden)), acc=StateFormat(17, "saturate")),
                lif("lif2", "fc2", 4)], kind="fixed", target="fpga").validate()
-    plan = build_plan(g, load("fpga"), lanes)
+    plan = build_plan(g, load("fpga"), lanes, weight_memory)
     write_design(plan, tmp_path / "rtl")
     return plan
 
@@ -53,6 +53,17 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
     assert ICE40_SYNC in bits[:64], "not an iCE40 bitstream"
     assert bits == (tmp_path / "b" / first["bitstream"]).read_bytes()
     assert sorted(p.name for p in (tmp_path / "rtl").iterdir() if p.name.startswith("pnr")) == [], "scratch left"
+
+
+def test_an_spram_design_loads_its_weights_from_flash_and_gets_a_checked_bitstream(tmp_path):
+    """Weights in SPRAM (P = 4: 32-bit rows, two SB_SPRAM256KA side by side per layer, all four of
+    the UP5K's): the netlist with yosys's SPRAM model, fed by the same SPI flash model serving
+    rtl/weights_flash.bin, behaves as the RTL, load time included, and is packed."""
+    plan = _design(tmp_path, lanes=4, weight_memory="spram")
+    res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
+    assert res["fits"] and res["utilization"]["ICESTORM_SPRAM"]["used"] == 4, res
+    assert res["gate_level"]["equal"] and res["gate_level"]["rtl_spikes"] > 0, res["gate_level"]
+    assert ICE40_SYNC in (tmp_path / res["bitstream"]).read_bytes()[:64]
 
 
 def test_a_design_larger_than_the_device_is_reported_not_placed(tmp_path):

@@ -105,7 +105,7 @@ def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: list, defines:
     with tempfile.TemporaryDirectory(prefix="snnhw-gate-") as tmp:
         job = Path(tmp)
         for f in rtl_dir.iterdir():
-            if f.suffix in (".v", ".mem"):
+            if f.suffix in (".v", ".mem", ".bin"):
                 shutil.copyfile(f, job / f.name)
         board = f"{plan.top}_board.v"
         rtl, _ = _run(plan, job, design_sources(plan) + [board], [])

@@ -49,6 +49,7 @@ class SimOutput:
     cycles: np.ndarray
     overflow: dict
     sources: dict
+    load_cycles: int = 0    # reset to the first ready: clearing the state, and loading SPRAM weights from the flash
 
 
 def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
@@ -128,6 +129,7 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
     names = [c.name for c in plan.cores]
     sites = {(c.id, site): (node, key) for c in plan.cores for site, node, key, _, _ in c.counters}
     overflow: dict = {}
+    load = 0
     for line in lines[:-1]:
         kind, *vals = line.split()
         v = [int(s) for s in vals] if kind != "O" else []
@@ -138,12 +140,14 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
             voltage[names[v[2]]][v[1], v[0], v[3]] = v[5]
         elif kind == "C":
             cycles[v[0], v[1]] = v[2]
+        elif kind == "L":
+            load = v[0]
         elif kind == "O":
             node, key = sites[(int(vals[0]), vals[1])]
             if int(vals[2]):
                 d = overflow.setdefault(node, {})
                 d[key] = d.get(key, 0) + int(vals[2])
-    return SimOutput(spikes, current, voltage, cycles, overflow, {})
+    return SimOutput(spikes, current, voltage, cycles, overflow, {}, load)
 
 
 def _sha256(path: Path) -> str:
