@@ -87,7 +87,7 @@ def measured_cycles(graph, plan, build: Path, x: np.ndarray) -> tuple[np.ndarray
     return sim.cycles.sum(axis=1) + events, bool(np.array_equal(formula, sim.cycles)), sim.load_cycles
 
 
-def row(name, plan, report, cycles, formula_ok, accuracy, load=None):
+def row(name, plan, report, cycles, formula_ok, accuracy, load_cyc=None):
     s = report["synthesis"]["ice40"]
     pnr = report["place_and_route"].get("iCE40 UP5K")
     placed = isinstance(pnr, dict) and pnr.get("fits")
@@ -101,7 +101,7 @@ def row(name, plan, report, cycles, formula_ok, accuracy, load=None):
             f"{s['lut']}/{s['ff']}/{s['bram']}/{s['spram']}/{s['dsp']}", f"{fmax:.2f}" if fmax else "-",
             f"{cycles / STEPS:,.1f}" + (" (= formula)" if formula_ok else " (FORMULA MISMATCH)"),
             f"{ips:,.0f}" if ips else "-", f"{accuracy:.4f}" if accuracy is not None else "-",
-            "yes" if placed and pnr.get("bitstream") else "no", _load(load, fmax))
+            "yes" if placed and pnr.get("bitstream") else "no", _load(load_cyc, fmax))
 
 
 def _load(cycles, fmax) -> str:
@@ -208,9 +208,9 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             BACKEND.emit(g, Path(tmp), synthesize=True, lanes=lanes, weight_memory=args.weight_memory)
             report = json.loads((Path(tmp) / "fpga_report.json").read_text())
-            cycles, formula_ok, load = measured_cycles(g, plan, Path(tmp), x[:, : args.images])
+            cycles, formula_ok, load_cyc = measured_cycles(g, plan, Path(tmp), x[:, : args.images])
         rows.append(row(f"digits 64-{plan.cores[0].size}-10, {STEPS} steps", plan, report, float(cycles.mean()),
-                        formula_ok, acc, load if plan.flash else None))
+                        formula_ok, acc, load_cyc if plan.flash else None))
     for spec in filter(None, args.spram_mlp.split(",")):
         rows.append(spram_mlp_row(*map(int, spec.split(":"))))
     rows.append(tutorial_row(choices[-1]))

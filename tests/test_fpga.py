@@ -581,3 +581,19 @@ def test_weight_memory_auto_fits_ebr_then_spram_and_refuses_in_one_line(monkeypa
     monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "flash")
     with pytest.raises(SnnhwError, match="SNNHW_FPGA_WEIGHT_MEMORY = 'flash': the weight memory must be one of auto, ebr, spram"):
         build_plan(big, t, 2)
+
+
+def test_a_spram_build_runs_from_its_own_files(tmp_path, monkeypatch):
+    """A build emitted with SPRAM weights holds rtl/weights_flash.bin (hash-checked like every RTL
+    file) and is simulated as emitted, loader included, even when the environment says ebr at run time."""
+    g = _small_compiled()
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "spram")
+    build = _build(g, tmp_path / "b")
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "ebr")
+    report = json.loads((build / "fpga_report.json").read_text())
+    assert report["weight_memory"]["layers"] == ["spram", "spram"]
+    assert report["weight_memory"]["program"] == "iceprog -o 1048576 rtl/weights_flash.bin"
+    assert "rtl/weights_flash.bin" in json.loads((build / "manifest.json").read_text())["files"]
+    x = np.random.default_rng(2).integers(0, 2, (5, 1, 20))
+    res = BACKEND.run(build, x)
+    np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])
