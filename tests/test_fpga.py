@@ -539,6 +539,7 @@ def test_spram_weights_load_from_the_flash_and_equal_the_emulator(tmp_path, monk
     events = _events(g, x_int, ref.spikes, plan)
     np.testing.assert_array_equal(sim.cycles, [[step_cycles(plan, *events(t, b)) for t in range(8)] for b in range(2)])
     assert sim.load_cycles == memory.load_cycles(plan)
+    assert lint(plan, tmp_path)["clean"], lint(plan, tmp_path)["messages"]
     image = b""
     for c in plan.cores:
         w = np.zeros((c.groups * lanes, c.fan_in), np.int64)
