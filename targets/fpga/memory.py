@@ -13,8 +13,9 @@ Two styles, chosen per core:
   bits spans ceil(P * WB / 16) SPRAMs side by side and ceil(rows / 16,384) deep.
 
 ``[hardware].weight_memory`` (``auto`` | ``ebr`` | ``spram``), overridden by ``SNNHW_FPGA_WEIGHT_MEMORY``
-or ``build_plan(weight_memory=...)``, picks the style. ``auto``: EBR when all memories fit the
-device's block RAM; otherwise the largest weight memories move to SPRAM until the rest fits, if
+or ``build_plan(weight_memory=...)``, picks the style. ``auto``: EBR when the cores' memories
+(weights, recurrent weights, state, parameters; counted in blocks of the device's ``bram_shapes``;
+the spike lists are not counted) fit the device's block RAMs; otherwise the largest weight memories move to SPRAM until the rest fits, if
 they fit the SPRAMs (else the design stays in block RAM, for larger devices such as the ECP5).
 ``spram`` puts every core's weights in SPRAM and refuses a design whose weights do not fit it.
 """
@@ -41,7 +42,7 @@ def requested(hw: dict, style: str | None = None) -> str:
 
 
 def spram_device(hw: dict) -> dict:
-    """The device entry named by ``[hardware].spram_device`` (its ``bram``/``bram_bits`` and ``spram*``)."""
+    """The device entry named by ``[hardware].spram_device`` (its ``bram``/``bram_shapes`` and ``spram*``)."""
     return next(d for d in hw["devices"] if d["name"] == hw["spram_device"])
 
 
@@ -70,11 +71,19 @@ def _blocks(c, dev: dict) -> int:
     return cols * depth
 
 
-def _ebr_bits(c) -> int:
-    """Block RAM bits the core takes with its weights in block RAM (weights, recurrent weights,
-    state and parameters)."""
-    bits = rows(c) * row_bits(c) + c.size * (c.u_bits + c.v_bits + 1 + c.param_bits)
-    return bits + (c.groups * c.size * c.lanes * c.rec_weight_bits if c.has_rec else 0)
+def _ebr_blocks(width: int, depth: int, dev: dict) -> int:
+    """Block RAMs a ``width`` x ``depth`` memory takes: the best of the device's block shapes
+    (``bram_shapes``: [depth, width] pairs, e.g. SB_RAM40_4K 256 x 16 .. 2048 x 2)."""
+    return min(-(-width // w) * -(-depth // d) for d, w in dev["bram_shapes"])
+
+
+def _core_blocks(c, dev: dict, weights: bool) -> int:
+    """Block RAMs of a core's state and parameters, recurrent weights, and (``weights``) its
+    feed-forward weights."""
+    n = _ebr_blocks(c.u_bits, c.size, dev) + _ebr_blocks(c.v_bits + 1, c.size, dev)
+    n += _ebr_blocks(c.param_bits, c.size, dev) if c.fields else 0
+    n += _ebr_blocks(c.lanes * c.rec_weight_bits, c.groups * c.size, dev) if c.has_rec else 0
+    return n + (_ebr_blocks(row_bits(c), rows(c), dev) if weights else 0)
 
 
 def assign(plan, hw: dict, style: str | None = None) -> None:
@@ -82,18 +91,16 @@ def assign(plan, hw: dict, style: str | None = None) -> None:
     want = requested(hw, style)
     dev = spram_device(hw)
     blocks = int(dev["spram"])
-    ebr = int(dev["bram"]) * int(dev["bram_bits"])
     in_spram: list = []
     if want == "spram":
         in_spram = list(plan.cores)
     elif want == "auto":
-        left = sum(_ebr_bits(c) for c in plan.cores)
+        ebr = lambda: sum(_core_blocks(c, dev, c not in in_spram) for c in plan.cores)
         for c in sorted(plan.cores, key=lambda c: -rows(c) * row_bits(c)):
-            if left <= ebr:
+            if ebr() <= int(dev["bram"]):
                 break
             in_spram.append(c)
-            left -= rows(c) * row_bits(c)
-        if left > ebr or sum(_blocks(c, dev) for c in in_spram) > blocks:
+        if ebr() > int(dev["bram"]) or sum(_blocks(c, dev) for c in in_spram) > blocks:
             in_spram = []  # fits neither on this device: block RAM, for a larger device
     need = sum(_blocks(c, dev) for c in in_spram)
     if need > blocks:
