@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.errors import SnnhwError
+from snnhw.targets.fpga import memory
 from snnhw.targets.fpga.cycles import step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.render import TESTBENCH, design_sources, hex_words
@@ -69,9 +70,11 @@ def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
 
 
 def estimated_cycles(plan: DesignPlan, steps: int, samples: int) -> int:
-    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`)."""
+    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`),
+    plus the SPRAM weight load once (memory.load_cycles)."""
     per_step = step_cycles(plan, [c.source.size for c in plan.cores], [c.size if c.has_rec else 0 for c in plan.cores])
-    return samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
+    load = memory.load_cycles(plan) or 0
+    return load + samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
 
 
 def pick_simulator(plan: DesignPlan, steps: int, samples: int) -> str:
