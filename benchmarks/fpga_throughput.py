@@ -135,7 +135,8 @@ def tutorial_row(lanes) -> tuple:
     ebr_bits = dev["bram"] * 4096
     per_step = step_cycles(plan, list(TUTORIAL_EVENTS), [0, 0])
     why = (f"not placed: {bits / 1e6:.2f} Mbit of {plan.cores[0].weight_bits}-bit weights > the UP5K's "
-           f"{dev['bram']} x 4 kbit = {ebr_bits // 1024} kbit of block RAM")
+           f"{dev['bram']} x 4 kbit = {ebr_bits // 1024} kbit of block RAM and its "
+           f"{dev['spram']} x {dev['spram_words'] * dev['spram_width'] // 1024} kbit of SPRAM")
     return (f"784-1000-10 ({why})", "-", "-", "/".join(str(c.lanes) for c in plan.cores),
             "/".join(str(c.weight_bits) for c in plan.cores), "-", "-", "-",
             f"{per_step:,} (formula, {TUTORIAL_EVENTS[0]} input / {TUTORIAL_EVENTS[1]} hidden events)", "-", "-", "no", "-")
@@ -196,8 +197,11 @@ def main():
     ap.add_argument("--spram-mlp", default="", help="784-N-10 MLPs with SPRAM weights on the UP5K, as N:BITS:P[,...]")
     args = ap.parse_args()
     choices = [p if p == "auto" else int(p) for p in args.lanes.split(",")]
-    rows = []
     t0 = time.perf_counter()
+    head = ("network", "device", "weight memory", "P", "weight bits", "LC (nextpnr)",
+            "iCE40 LUT/FF/BRAM/SPRAM/DSP (yosys)", "Fmax MHz", "cycles/step (sim, incl. input streaming)", "images/s",
+            "accuracy", "bitstream", "SPRAM load cycles (once per power-up)")
+    print(" | ".join(head), flush=True)  # each row as soon as it is measured (the SPRAM MLPs take long)
     net = digits_mlp.train()
     _, x_test, _, y_test = digits_mlp.load_digits_split()
     x = digits_mlp.direct_encoding(x_test)
@@ -209,17 +213,11 @@ def main():
             BACKEND.emit(g, Path(tmp), synthesize=True, lanes=lanes, weight_memory=args.weight_memory)
             report = json.loads((Path(tmp) / "fpga_report.json").read_text())
             cycles, formula_ok, load_cyc = measured_cycles(g, plan, Path(tmp), x[:, : args.images])
-        rows.append(row(f"digits 64-{plan.cores[0].size}-10, {STEPS} steps", plan, report, float(cycles.mean()),
-                        formula_ok, acc, load_cyc if plan.flash else None))
+        print(" | ".join(row(f"digits 64-{plan.cores[0].size}-10, {STEPS} steps", plan, report, float(cycles.mean()),
+                             formula_ok, acc, load_cyc if plan.flash else None)), flush=True)
     for spec in filter(None, args.spram_mlp.split(",")):
-        rows.append(spram_mlp_row(*map(int, spec.split(":"))))
-    rows.append(tutorial_row(choices[-1]))
-    head = ("network", "device", "weight memory", "P", "weight bits", "LC (nextpnr)",
-            "iCE40 LUT/FF/BRAM/SPRAM/DSP (yosys)", "Fmax MHz", "cycles/step (sim, incl. input streaming)", "images/s",
-            "accuracy", "bitstream", "SPRAM load cycles (once per power-up)")
-    print(" | ".join(head))
-    for r in rows:
-        print(" | ".join(r))
+        print(" | ".join(spram_mlp_row(*map(int, spec.split(":")))), flush=True)
+    print(" | ".join(tutorial_row(choices[-1])), flush=True)
     if args.ecp5:
         print("\n" + tutorial_ecp5(choices[-1]))
     print("\npublished (their own tasks, devices and tools):")
