@@ -579,6 +579,9 @@ def test_weight_memory_auto_fits_ebr_then_spram_and_refuses_in_one_line(monkeypa
     assert [c.weight_memory for c in build_plan(bigger, t, 2).cores] == ["ebr", "ebr"], "7 SPRAMs deep: block RAM"
     with pytest.raises(UnsupportedError, match=r"exceed the iCE40 UP5K's 4 SPRAMs; use fewer lanes, --weight-bits 4"):
         build_plan(bigger, t, 2, "spram")
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "spram")
+    auto = BACKEND.plan(mlp(784, 32), "auto")  # P = 8 would need 4 + 4 SPRAMs side by side: auto lanes stop at 4
+    assert [(c.lanes, c.weight_memory) for c in auto.cores] == [(4, "spram"), (4, "spram")]
     monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "flash")
     with pytest.raises(SnnhwError, match="SNNHW_FPGA_WEIGHT_MEMORY = 'flash': the weight memory must be one of auto, ebr, spram"):
         build_plan(big, t, 2)
