@@ -95,7 +95,7 @@ def assign(plan, hw: dict, style: str | None = None) -> None:
     if want == "spram":
         in_spram = list(plan.cores)
     elif want == "auto":
-        ebr = lambda: sum(_core_blocks(c, dev, c not in in_spram) for c in plan.cores)
+        ebr = lambda: sum(_core_blocks(c, dev, c.id not in {s.id for s in in_spram}) for c in plan.cores)
         for c in sorted(plan.cores, key=lambda c: -rows(c) * row_bits(c)):
             if ebr() <= int(dev["bram"]):
                 break
@@ -109,11 +109,11 @@ def assign(plan, hw: dict, style: str | None = None) -> None:
             f"weight memory spram: the weights ({kbit:,.0f} kbit as {need} blocks of 16 bits x "
             f"{dev['spram_words']} words) exceed the {dev['name']}'s {blocks} SPRAMs; use fewer lanes, "
             "--weight-bits 4, or weight_memory = \"auto\" (block RAM on a larger device)")
-    offset = 0
+    offset, ids = 0, {c.id for c in in_spram}
     for c in plan.cores:
-        c.weight_memory = "spram" if c in in_spram else "ebr"
-        c.flash_offset = offset if c in in_spram else None
-        offset += rows(c) * row_bytes(c) if c in in_spram else 0
+        c.weight_memory = "spram" if c.id in ids else "ebr"
+        c.flash_offset = offset if c.id in ids else None
+        offset += rows(c) * row_bytes(c) if c.id in ids else 0
     plan.flash = dict(hw["flash"], bytes=offset) if in_spram else None
     plan.spram = dict(dev) if in_spram else None
 
