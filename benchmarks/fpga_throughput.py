@@ -147,7 +147,7 @@ def spram_mlp_row(hidden: int, bits: int, lanes: int, gate_check: bool = True) -
     first layer in SPRAM), emitted with synthesis, place and route on the UP5K, gate-level check
     (load included) and bitstream; cycles/step from the formula at 15 % input and 10 % hidden
     activity (simulating the RTL would take minutes for its load alone). ``gate_check`` False skips
-    the gate-level check (its 2.1 M-cycle load takes about an hour in Icarus): LC and Fmax only, and
+    the gate-level check (its 2.1 M-cycle load ran more than 20 min in Icarus here, unfinished): LC and Fmax only, and
     so no bitstream."""
     from snnhw.targets.fpga import pnr
     if not gate_check:
@@ -201,7 +201,7 @@ def main():
                     help="where the digits MLP keeps its weights (spram: loaded from the SPI flash)")
     ap.add_argument("--spram-mlp", default="", help="784-N-10 MLPs with SPRAM weights on the UP5K, as N:BITS:P[,...]")
     ap.add_argument("--no-gate-check", action="store_true", help="--spram-mlp without the gate-level check (and so "
-                    "without a bitstream): its weight load takes about an hour of gate-level simulation")
+                    "without a bitstream): its weight load takes tens of minutes of gate-level simulation")
     args = ap.parse_args()
     choices = [p if p == "auto" else int(p) for p in args.lanes.split(",")]
     t0 = time.perf_counter()
