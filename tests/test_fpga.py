@@ -506,3 +506,107 @@ def test_wide_lanes_equal_the_emulator(tmp_path, monkeypatch, lanes):
     events = _events(g, x_int, ref.spikes, plan)
     expected = [[step_cycles(plan, *events(t, b)) for t in range(x.shape[0])] for b in range(x.shape[1])]
     np.testing.assert_array_equal(sim.cycles, np.array(expected), err_msg=f"P={lanes} cycles per step")
+
+
+def _two_layer_recurrent(rng):
+    """Graded 8-bit input -> 6 recurrent neurons -> 3 neurons: both layers' weights can go to SPRAM."""
+    acc = StateFormat(17, "saturate")
+    return Graph([Input("in", (5,), 8, 1.0), Dense("fc", "in", rng.integers(-90, 90, (6, 5)), rng.integers(-9, 9, (6,)), 0, acc),
+                  LIF("l", "fc", (6,), np.array(3000), rng.integers(3500, 4096, (6,)), np.array(64 * 40), np.array(3),
+                      "subtract", "immediate", rng.integers(-60, 60, (6, 6)), None, 1, acc, _fmt()),
+                  Dense("fc2", "l", rng.integers(-127, 127, (3, 6)), None, 0, acc),
+                  LIF("out", "fc2", (3,), np.array(3500), np.array(3800), np.array(64 * 30), np.array(0),
+                      "zero", "immediate", format=_fmt())],
+                 kind="fixed", target="fpga").validate()
+
+
+@pytest.mark.parametrize("lanes, words", [(1, 16384), (2, 16384), (4, 16384), (2, 8)])
+def test_spram_weights_load_from_the_flash_and_equal_the_emulator(tmp_path, monkeypatch, lanes, words):
+    """SPRAM style (SNNHW_FPGA_WEIGHT_MEMORY=spram): the testbench's SPI flash model serves
+    rtl/weights_flash.bin, weight_loader fills both layers' SPRAM (P = 4: two SPRAMs side by side;
+    8-word SPRAMs: banks stacked deep), then the RTL equals the emulator (spikes, u, v); each step's
+    cycles equal the network formula and the load its own (memory.load_cycles). The flash image holds
+    each layer's rows (row g*fan_in + i: lane p = weight of neuron g*P + p from input i) little-endian."""
+    from snnhw.targets.fpga import memory
+    dev = memory.spram_device(BACKEND.target.raw["hardware"])
+    monkeypatch.setitem(dev, "spram_words", words)
+    monkeypatch.setitem(dev, "spram", 64)
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "spram")
+    rng = np.random.default_rng(11)
+    g = _two_layer_recurrent(rng)
+    x = rng.integers(-127, 127, (8, 2, 5))
+    ref = emulate(g, x, record_state=True)
+    assert all(0 < int(s.sum()) < s.size for s in ref.spikes.values()), {k: int(s.sum()) for k, s in ref.spikes.items()}
+    plan = BACKEND.plan(g, lanes)
+    assert [c.weight_memory for c in plan.cores] == ["spram", "spram"]
+    x_int = quantize_input(g, x).astype(np.int64)
+    sim = _simulate(plan, x_int, tmp_path, trace=True, simulator="icarus")
+    for name in ref.spikes:
+        for kind in ("spikes", "current", "voltage"):
+            np.testing.assert_array_equal(getattr(sim, kind)[name], getattr(ref, kind)[name], err_msg=f"{name} {kind}")
+    events = _events(g, x_int, ref.spikes, plan)
+    np.testing.assert_array_equal(sim.cycles, [[step_cycles(plan, *events(t, b)) for t in range(8)] for b in range(2)])
+    assert sim.load_cycles == memory.load_cycles(plan)
+    assert lint(plan, tmp_path)["clean"], lint(plan, tmp_path)["messages"]
+    image = b""
+    for c in plan.cores:
+        P = c.lanes  # min(lanes, neurons)
+        w = np.zeros((c.groups * P, c.fan_in), np.int64)
+        w[:c.size] = c.weights
+        n = -(-P * c.weight_bits // 8)
+        for grp in range(c.groups):
+            for i in range(c.fan_in):
+                word = sum((int(w[grp * P + p, i]) & ((1 << c.weight_bits) - 1)) << (p * c.weight_bits)
+                           for p in range(P))
+                image += word.to_bytes(n, "little")
+    assert (tmp_path / "weights_flash.bin").read_bytes() == image
+    assert not any((tmp_path / f"{c.module}_weights.mem").exists() for c in plan.cores), "SPRAM weights in an image"
+
+
+def test_weight_memory_auto_fits_ebr_then_spram_and_refuses_in_one_line(monkeypatch):
+    """auto: block RAM when the memories fit the UP5K's 30 EBR; otherwise the largest weight memory
+    moves to SPRAM (784-128-10 at 8-bit weights, P = 2: layer 0 in 4 SPRAMs deep, P = 8: 4 side by
+    side; layer 1 in EBR); a design fitting neither (784-256-10) stays in block RAM (for a larger device); forced spram that does not fit
+    and a bad style are refused in one line."""
+    rng = np.random.default_rng(0)
+    acc = StateFormat(17, "saturate")
+
+    def mlp(n_in, hidden):
+        lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
+                                       "zero", "immediate", format=_fmt())
+        return Graph([Input("in", (n_in,), 1, 1.0), Dense("fc1", "in", rng.integers(-127, 128, (hidden, n_in)), acc=acc),
+                      lif("l1", "fc1", hidden), Dense("fc2", "l1", rng.integers(-127, 128, (10, hidden)), acc=acc),
+                      lif("l2", "fc2", 10)], kind="fixed", target="fpga").validate()
+    monkeypatch.delenv("SNNHW_FPGA_WEIGHT_MEMORY", raising=False)
+    t = BACKEND.target
+    assert [c.weight_memory for c in build_plan(mlp(64, 100), t, 1).cores] == ["ebr", "ebr"]
+    big = mlp(784, 128)
+    plan = build_plan(big, t, 2)
+    assert [c.weight_memory for c in plan.cores] == ["spram", "ebr"] and plan.flash["bytes"] == 784 * 64 * 2
+    assert [c.weight_memory for c in build_plan(big, t, 8).cores] == ["spram", "ebr"], "4 SPRAMs side by side"
+    bigger = mlp(784, 256)
+    assert [c.weight_memory for c in build_plan(bigger, t, 2).cores] == ["ebr", "ebr"], "7 SPRAMs deep: block RAM"
+    with pytest.raises(UnsupportedError, match=r"exceed the iCE40 UP5K's 4 SPRAMs; use fewer lanes, --weight-bits 4"):
+        build_plan(bigger, t, 2, "spram")
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "spram")
+    auto = BACKEND.plan(mlp(784, 32), "auto")  # P = 8 would need 4 + 4 SPRAMs side by side: auto lanes stop at 4
+    assert [(c.lanes, c.weight_memory) for c in auto.cores] == [(4, "spram"), (4, "spram")]
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "flash")
+    with pytest.raises(SnnhwError, match="SNNHW_FPGA_WEIGHT_MEMORY = 'flash': the weight memory must be one of auto, ebr, spram"):
+        build_plan(big, t, 2)
+
+
+def test_a_spram_build_runs_from_its_own_files(tmp_path, monkeypatch):
+    """A build emitted with SPRAM weights holds rtl/weights_flash.bin (hash-checked like every RTL
+    file) and is simulated as emitted, loader included, even when the environment says ebr at run time."""
+    g = _small_compiled()
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "spram")
+    build = _build(g, tmp_path / "b")
+    monkeypatch.setenv("SNNHW_FPGA_WEIGHT_MEMORY", "ebr")
+    report = json.loads((build / "fpga_report.json").read_text())
+    assert report["weight_memory"]["layers"] == ["spram", "spram"]
+    assert report["weight_memory"]["program"] == "iceprog -o 1048576 rtl/weights_flash.bin"
+    assert "rtl/weights_flash.bin" in json.loads((build / "manifest.json").read_text())["files"]
+    x = np.random.default_rng(2).integers(0, 2, (5, 1, 20))
+    res = BACKEND.run(build, x)
+    np.testing.assert_array_equal(res.spikes[g.output.name], emulate(g, x).spikes[g.output.name])

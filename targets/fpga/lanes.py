@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from snnhw.errors import SnnhwError
+from snnhw.errors import SnnhwError, UnsupportedError
 
 ENV = "SNNHW_FPGA_LANES"
 
@@ -64,7 +64,10 @@ def choose(build, hw: dict, lanes: int | str | None = None):
     best = build(1)
     p = 2
     while p <= int(hw["max_lanes"]):
-        plan = build(p)
+        try:
+            plan = build(p)
+        except UnsupportedError:  # e.g. p lanes' weight rows no longer fit the SPRAM (memory.assign)
+            break
         if predicted_luts(plan, hw["lut_model"]) > luts:
             break
         best, p = plan, 2 * p

@@ -16,6 +16,7 @@ from snnhw.errors import UnsupportedError
 from snnhw.ir import LIF, Conv2d, Dense, Graph, NeuronFormat, Pool2d, StateFormat
 from snnhw.targets.description import TargetDescription
 from snnhw.semantics import overflow as ov
+from snnhw.targets.fpga import memory
 from snnhw.targets.fpga import widths as wd
 from snnhw.targets.fpga.conv import ConvGeometry
 from snnhw.targets.fpga.cycles import CONV_WALK_STAGES, WALK_STAGES
@@ -101,6 +102,8 @@ class CorePlan:
     rules: dict
     lanes: int = 1
     conv: ConvGeometry | None = None
+    weight_memory: str = "ebr"        # "ebr" (block RAM set by the bitstream) or "spram" (snnhw.targets.fpga.memory)
+    flash_offset: int | None = None   # spram: byte offset of this core's rows in the flash weight image
 
     @property
     def groups(self) -> int:
@@ -200,6 +203,8 @@ class DesignPlan:
     layer_bits: int = 1
     spike_index_bits: int = 1
     trace_bits: int = 2
+    flash: dict | None = None     # the SPI flash weight image ([hardware.flash] and its size in bytes), when any core uses SPRAM
+    spram: dict | None = None     # then also the device entry with the SPRAM geometry (spram, spram_words, spram_width)
 
 
 def _synapse_of(g: Graph, pop: LIF):
@@ -235,10 +240,11 @@ def _refuse_unsupported_nodes(g: Graph):
         raise UnsupportedError("the fpga target runs a fixed IR; compile the model for fpga first")
 
 
-def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPlan:
+def build_plan(g: Graph, target: TargetDescription, lanes: int = 1, weight_memory: str | None = None) -> DesignPlan:
     """Lower ``g`` (a fixed IR) into a :class:`DesignPlan` with ``lanes`` synapse lanes per core (a
-    core with fewer neurons, or a conv core with fewer output channels, gets one lane for each);
-    refuse what the RTL cannot run."""
+    core with fewer neurons, or a conv core with fewer output channels, gets one lane for each) and
+    each core's weights in the memory :func:`memory.assign` picks (``weight_memory``: auto, ebr,
+    spram; default from the environment and target.toml); refuse what the RTL cannot run."""
     _refuse_unsupported_nodes(g)
     if lanes < 1:
         raise UnsupportedError(f"fpga lanes = {lanes}: the number of synapse lanes must be at least 1")
@@ -268,6 +274,7 @@ def build_plan(g: Graph, target: TargetDescription, lanes: int = 1) -> DesignPla
     plan.layer_bits = wd.index_bits(len(cores))
     plan.spike_index_bits = max(c.index_bits for c in cores)
     plan.trace_bits = max(max(c.u_bits, c.v_bits) for c in cores)
+    memory.assign(plan, hw, weight_memory)
     return plan
 
 

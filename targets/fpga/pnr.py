@@ -47,9 +47,9 @@ class Flow:
     nextpnr's option accepting a design whose I/O has no pin constraints; cells: yosys's simulation
     models of the family's cells (under yosys's ``share`` directory) for the gate-level check, with
     the preprocessor ``defines`` they need under Icarus, ``own_models``: models snnhw supplies
-    for cells yosys has only as black boxes (files in targets/fpga/models), and ``unmodelled``:
-    cells without any behavioural model, whose netlists cannot be checked (so get no bitstream);
-    suffix: the bitstream file's extension; install: how to get the flow's tools."""
+    for cells yosys has only as black boxes or without behaviour (files in targets/fpga/models; each
+    replaces yosys's module of the same name and stops the simulation on a configuration it does
+    not model, so such a netlist gets no bitstream); suffix: the bitstream file's extension; install: how to get the flow's tools."""
 
     synth: str
     layout: str
@@ -57,7 +57,6 @@ class Flow:
     cells: str
     defines: tuple
     own_models: tuple
-    unmodelled: tuple
     suffix: str
     install: str
 
@@ -69,13 +68,13 @@ class Flow:
 MODELS = Path(__file__).resolve().parent / "models"
 FLOWS = {
     "ice40": Flow("synth_ice40 -dsp", "--asc", "--pcf-allow-unconstrained", "ice40/cells_sim.v",
-                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), (), ".bin",
+                  ("-DNO_ICE40_DEFAULT_ASSIGNMENTS",), (), ".bin",
                   "apt-get install nextpnr-ice40 fpga-icestorm, or `make install`"),
-    # MULT18X18D is a black box in yosys (ecp5/cells_bb.v): models/ecp5_mult18x18d.v models the
-    # combinational configuration synth_ecp5 uses and stops the check on any other. DP16KD (block
-    # RAM) has only its parameters in yosys 0.23's ecp5/cells_sim.v: no read or write behaviour.
+    # MULT18X18D is a black box in yosys (ecp5/cells_bb.v), DP16KD (block RAM) has only its
+    # parameters in yosys 0.23's ecp5/cells_sim.v: models/ecp5_mult18x18d.v and ecp5_dp16kd.v model
+    # the configurations synth_ecp5 emits for these designs and stop the check on any other.
     "ecp5": Flow("synth_ecp5", "--textcfg", "--lpf-allow-unconstrained", "ecp5/cells_sim.v", (),
-                 ("ecp5_mult18x18d.v",), ("DP16KD",), ".bit", "pip install 'snnhw[ecp5]', or `make install`"),
+                 ("ecp5_mult18x18d.v", "ecp5_dp16kd.v"), ".bit", "pip install 'snnhw[ecp5]', or `make install`"),
 }
 
 
@@ -122,7 +121,7 @@ def place_and_route(plan: DesignPlan, rtl_dir: Path, device: dict, out_dir: Path
             return {"device": device["name"], "fits": False,
                     "reason": (lines or [f"nextpnr exit code {done.returncode}"])[0].strip()}
         report = json.loads((rtl_dir / REPORT).read_text())
-        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST, flow.models(), flow.defines, flow.unmodelled)
+        gate = gatelevel.check(plan, rtl_dir, rtl_dir / GATE_NETLIST, flow.models(), flow.defines)
         name = bitstream_name(device) if gate["equal"] else None
         if name:  # packed inside rtl_dir (the WebAssembly tools see only their working directory), then moved
             run_tool([device["pack"], LAYOUT, BITSTREAM], rtl_dir, PNR_TIMEOUT_S, device["pack"])

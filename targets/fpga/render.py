@@ -13,11 +13,13 @@ from pathlib import Path
 
 import jinja2
 
+from snnhw.targets.fpga import memory
 from snnhw.targets.fpga import widths as wd
 from snnhw.targets.fpga.plan import CorePlan, DesignPlan
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TESTBENCH = "tb.v"
+FLASH_IMAGE = "weights_flash.bin"   # the SPRAM weights, for the board's SPI flash at [hardware.flash].offset
 
 
 def _environment() -> jinja2.Environment:
@@ -76,11 +78,47 @@ def mult_widths(c: CorePlan) -> dict:
     return {"u": (c.u_bits, factor), "v": (c.v_bits, factor)}
 
 
+def _wmem_context(c: CorePlan, spram: dict | None) -> dict:
+    """Values weight_mem.v.j2 prints: rows, address width, and for SPRAM (``spram``: the device entry
+    of DesignPlan.spram) the grid of blocks (see memory.py)."""
+    aw = wd.index_bits(c.weight_words)
+    out = dict(c=c, rows=memory.rows(c), aw=aw)
+    if c.weight_memory == "spram":
+        sw_bits = wd.index_bits(int(spram["spram_words"]))
+        cols, depth = memory.spram_grid(c, spram)
+        out.update(dev=spram, cols=cols, depth=depth, sw_bits=sw_bits, bank_bits=max(aw - sw_bits, 1))
+    return out
+
+
+def _loader_context(plan: DesignPlan) -> dict:
+    """Values weight_loader.v.j2 and snn_top.v.j2 print: the SPRAM layers (core, rows, bytes a row),
+    the widest row address and data, and the counter widths."""
+    spram = [(c, memory.rows(c), memory.row_bytes(c)) for c in plan.cores if c.weight_memory == "spram"]
+    if not spram:
+        return {"spram": []}
+    return dict(spram=spram, aw=max(wd.index_bits(r) for _, r, _ in spram), dw=8 * max(b for _, _, b in spram),
+                byte_bits=wd.index_bits(max(b for _, _, b in spram)), core_bits=wd.index_bits(len(spram)),
+                wait_bits=wd.unsigned_bits(plan.flash["wake_cycles"]))
+
+
+def flash_image(plan: DesignPlan) -> bytes:
+    """The SPI flash image of the SPRAM weights: per SPRAM core in order, its rows (memory.rows), each
+    ``memory.row_bytes`` bytes little-endian (what weight_loader.v reads back)."""
+    out = bytearray()
+    for c in plan.cores:
+        if c.weight_memory == "spram":
+            n = memory.row_bytes(c)
+            for word in lane_words(c.weight_rows(), c.weight_bits):
+                out += word.to_bytes(n, "little")
+    return bytes(out)
+
+
 def render_design(plan: DesignPlan) -> dict[str, str]:
     """File name -> contents of the whole design: modules, memory images and the testbench."""
     env = _environment()
     files = {}
     own = {lst.name: lst for lst in plan.lists}
+    loader = _loader_context(plan)
     for lst in plan.lists:
         if lst.readers:
             files[f"{lst.module}.v"] = env.get_template("spike_list.v.j2").render(l=lst)
@@ -92,7 +130,9 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
             c=c, own=own[c.name], waw=waw, raw=raw, row_step=c.fan_in % (1 << waw),
             rec_row_step=c.size % (1 << raw), offsets=_offsets(c), group_bits=wd.index_bits(c.groups),
             lane_bits=wd.unsigned_bits(c.lanes), mult=mult_widths(c), cw=cw)
-        files[f"{c.module}_weights.mem"] = hex_words(lane_words(c.weight_rows(), c.weight_bits), c.lanes * c.weight_bits)
+        files[f"{c.module}_wmem.v"] = env.get_template("weight_mem.v.j2").render(**_wmem_context(c, plan.spram))
+        if c.weight_memory == "ebr":
+            files[f"{c.module}_weights.mem"] = hex_words(lane_words(c.weight_rows(), c.weight_bits), c.lanes * c.weight_bits)
         if c.conv is not None:
             files[f"{c.module}_coords.mem"] = hex_words(coord_words(c, cw), cw["lin"] + cw["y"] + cw["x"])
         if c.fields:
@@ -100,7 +140,10 @@ def render_design(plan: DesignPlan) -> dict[str, str]:
         if c.has_rec:
             files[f"{c.module}_rec_weights.mem"] = hex_words(lane_words(c.banked(c.rec_weights), c.rec_weight_bits),
                                                              c.lanes * c.rec_weight_bits)
-    files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(plan=plan)
+    if loader["spram"]:
+        files["weight_loader.v"] = env.get_template("weight_loader.v.j2").render(plan=plan, **loader)
+    files[f"{plan.top}.v"] = env.get_template("snn_top.v.j2").render(
+        plan=plan, loader=loader, waws={c.id: wd.index_bits(c.weight_words) for c in plan.cores})
     files[f"{plan.top}_board.v"] = env.get_template("pnr_top.v.j2").render(plan=plan)
     files[TESTBENCH] = env.get_template("tb.v.j2").render(plan=plan)
     for name, text in files.items():
@@ -117,15 +160,20 @@ def _check_printable(name: str, text: str) -> None:
 
 
 def write_design(plan: DesignPlan, rtl_dir: Path) -> list[str]:
-    """Write the design into ``rtl_dir``; return the file names (sorted)."""
+    """Write the design into ``rtl_dir`` (and the flash image when a core keeps its weights in SPRAM);
+    return the file names (sorted)."""
     rtl_dir.mkdir(parents=True, exist_ok=True)
     files = render_design(plan)
     for name, text in files.items():
         (rtl_dir / name).write_text(text)
+    if plan.flash:
+        (rtl_dir / FLASH_IMAGE).write_bytes(flash_image(plan))
+        files[FLASH_IMAGE] = ""
     return sorted(files)
 
 
 def design_sources(plan: DesignPlan) -> list[str]:
     """The synthesizable Verilog files (no testbench), top module last."""
     lists = [f"{lst.module}.v" for lst in plan.lists if lst.readers]
-    return lists + [f"{c.module}.v" for c in plan.cores] + [f"{plan.top}.v"]
+    cores = [f for c in plan.cores for f in (f"{c.module}_wmem.v", f"{c.module}.v")]
+    return lists + cores + (["weight_loader.v"] if plan.flash else []) + [f"{plan.top}.v"]

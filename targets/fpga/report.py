@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from snnhw.targets.fpga import memory
 from snnhw.targets.fpga.cycles import FORMULA, step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.pnr import FLOWS as PNR_FLOWS, board_top, place_and_route_all
@@ -16,7 +17,7 @@ from snnhw.targets.fpga.tools import run_tool
 
 LINT_TIMEOUT_S = 300.0
 SYNTH_TIMEOUT_S = 1800.0
-ICE40_CELLS = {"lut": ("SB_LUT4",), "bram": ("SB_RAM40_4K",), "dsp": ("SB_MAC16",)}
+ICE40_CELLS = {"lut": ("SB_LUT4",), "bram": ("SB_RAM40_4K",), "dsp": ("SB_MAC16",), "spram": ("SB_SPRAM256KA",)}
 XILINX_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
 # LUTs taken by distributed RAM / shift-register cells (UG474, "Distributed RAM")
 XILINX_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1,
@@ -39,7 +40,8 @@ def cycle_budget(plan: DesignPlan, clock_mhz: float) -> dict:
         "synaptic_events_per_s_all_active": round(hi_events * hz / hi, 1),
         "layers": [{"layer": c.name, "neurons": c.size, "fan_in": c.fan_in, "recurrent": c.has_rec,
                     "input_delay": c.delay, "lanes": c.lanes, "groups": c.groups, "conv_core": c.conv is not None,
-                    "weight_words": c.weight_words, "weight_word_bits": c.lanes * c.weight_bits} for c in plan.cores],
+                    "weight_words": c.weight_words, "weight_word_bits": c.lanes * c.weight_bits,
+                    "weight_memory": c.weight_memory} for c in plan.cores],
     }
 
 
@@ -81,7 +83,8 @@ def _count(cells: dict, names) -> int:
 def _ice40_resources(cells: dict) -> dict:
     ff = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
     return {"lut": _count(cells, ICE40_CELLS["lut"]), "ff": ff, "bram": _count(cells, ICE40_CELLS["bram"]),
-            "dsp": _count(cells, ICE40_CELLS["dsp"]), "bram_unit": "SB_RAM40_4K (4 kbit)"}
+            "dsp": _count(cells, ICE40_CELLS["dsp"]), "spram": _count(cells, ICE40_CELLS["spram"]),
+            "bram_unit": "SB_RAM40_4K (4 kbit)"}
 
 
 def _ecp5_resources(cells: dict) -> dict:
@@ -125,7 +128,8 @@ def device_fit(synthesis: dict, devices: list) -> list:
         res = synthesis.get(dev["flow"])
         if res is None:
             continue
-        use = {k: res[k] for k in ("lut", "ff", "bram", "dsp")}
+        use = {k: res[k] for k in ("lut", "ff", "bram", "dsp", "spram") if k in res and (k != "spram" or res[k])}
+        dev = {"spram": 0, **dev}
         fits = all(use[k] <= dev[k] for k in use)
         out.append({"device": dev["name"], "flow": dev["flow"], "fits": fits, "source": dev["source"],
                     "available": {k: dev[k] for k in use},
@@ -133,15 +137,31 @@ def device_fit(synthesis: dict, devices: list) -> list:
     return out
 
 
+def weight_load(plan: DesignPlan) -> dict:
+    """Where the weights are (per layer) and, with SPRAM, the flash image and its load time."""
+    out = {"layers": [c.weight_memory for c in plan.cores]}
+    if plan.flash:
+        out.update(flash_image="rtl/weights_flash.bin", flash_offset=plan.flash["offset"], bytes=plan.flash["bytes"],
+                   load_cycles=memory.load_cycles(plan), program=memory.program_command(plan))
+    return out
+
+
 def build_report(plan: DesignPlan, rtl_dir: Path, hardware: dict, synth: bool, skip_reason: str) -> dict:
     report = {"lint": lint(plan, rtl_dir), "cycles": cycle_budget(plan, float(hardware["clock_mhz"])),
-              "top": plan.top}
+              "top": plan.top, "weight_memory": weight_load(plan)}
     if synth:
-        synthesis = {flow: synthesize(plan, rtl_dir, flow) for flow in FLOWS}
+        # SPRAM weights (SB_SPRAM256KA) exist on the iCE40 UP5K only: the other families are not synthesized
+        spram_flow = memory.spram_device(hardware)["flow"]
+        flows = [f for f in FLOWS if not plan.flash or f == spram_flow]
+        devices = [d for d in hardware.get("devices", []) if d["flow"] in flows]
+        synthesis = {flow: synthesize(plan, rtl_dir, flow) for flow in flows}
         report["synthesis"] = {"tool": tool_version("yosys", rtl_dir), **synthesis}
-        report["devices"] = device_fit(synthesis, hardware.get("devices", []))
-        report["place_and_route"] = place_and_route_all(plan, rtl_dir, hardware.get("devices", []),
-                                                        report["devices"], rtl_dir.parent)
+        if plan.flash:
+            report["synthesis"]["not_synthesized"] = {
+                f: "the weights are in the iCE40 UP5K's SPRAM; weight_memory = \"ebr\" for this family"
+                for f in FLOWS if f not in flows}
+        report["devices"] = device_fit(synthesis, devices)
+        report["place_and_route"] = place_and_route_all(plan, rtl_dir, devices, report["devices"], rtl_dir.parent)
         report["cycles"]["at_achieved_fmax"] = _rates_at_fmax(report["cycles"], report["place_and_route"])
     else:
         report["synthesis"] = skip_reason

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from snnhw.errors import SnnhwError
+from snnhw.targets.fpga import memory
 from snnhw.targets.fpga.cycles import step_cycles
 from snnhw.targets.fpga.plan import DesignPlan
 from snnhw.targets.fpga.render import TESTBENCH, design_sources, hex_words
@@ -49,6 +50,7 @@ class SimOutput:
     cycles: np.ndarray
     overflow: dict
     sources: dict
+    load_cycles: int = 0    # reset to the first ready: clearing the state, and loading SPRAM weights from the flash
 
 
 def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
@@ -68,9 +70,11 @@ def input_events(x_int: np.ndarray, graded: bool) -> tuple[list, list]:
 
 
 def estimated_cycles(plan: DesignPlan, steps: int, samples: int) -> int:
-    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`)."""
+    """Upper bound of simulated cycles: every list full every step (the formula of :mod:`cycles`),
+    plus the SPRAM weight load once (memory.load_cycles)."""
     per_step = step_cycles(plan, [c.source.size for c in plan.cores], [c.size if c.has_rec else 0 for c in plan.cores])
-    return samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
+    load = memory.load_cycles(plan) or 0
+    return load + samples * (steps * (per_step + plan.lists[0].size + 3) + max(c.size for c in plan.cores) + 4)
 
 
 def pick_simulator(plan: DesignPlan, steps: int, samples: int) -> str:
@@ -128,6 +132,7 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
     names = [c.name for c in plan.cores]
     sites = {(c.id, site): (node, key) for c in plan.cores for site, node, key, _, _ in c.counters}
     overflow: dict = {}
+    load = 0
     for line in lines[:-1]:
         kind, *vals = line.split()
         v = [int(s) for s in vals] if kind != "O" else []
@@ -138,12 +143,14 @@ def parse_output(text: str, plan: DesignPlan, steps: int, samples: int, trace: b
             voltage[names[v[2]]][v[1], v[0], v[3]] = v[5]
         elif kind == "C":
             cycles[v[0], v[1]] = v[2]
+        elif kind == "L":
+            load = v[0]
         elif kind == "O":
             node, key = sites[(int(vals[0]), vals[1])]
             if int(vals[2]):
                 d = overflow.setdefault(node, {})
                 d[key] = d.get(key, 0) + int(vals[2])
-    return SimOutput(spikes, current, voltage, cycles, overflow, {})
+    return SimOutput(spikes, current, voltage, cycles, overflow, {}, load)
 
 
 def _sha256(path: Path) -> str:
