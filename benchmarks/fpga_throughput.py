@@ -22,15 +22,18 @@ at 4 bits, P = 4, are the largest whose first layer fits the four SPRAMs: 784 x 
 
 The snntorch tutorial's 784-1000-10 is listed with its formula cycles per step and the reason it is
 not placed on the UP5K (its 8-bit weights exceed the UP5K's block RAM and SPRAM); ``--ecp5`` places and
-routes it at 4-bit weights (3.1 Mbit) on an ECP5 LFE5U-85F and prints Fmax, utilization, the
-gate-level check and images/s at the achieved Fmax (a few minutes more).
+routes it at 4-bit weights (3.1 Mbit) on an ECP5 LFE5U-85F with ``--ecp5-lanes`` lanes (default 100)
+and prints Fmax, utilization, the gate-level check, images/s at the achieved Fmax and the ratios to
+Spiker+ (10-30 minutes more). P = 100 makes 10 neuron groups, so each lane's 10 x 784 = 7,840 weight
+rows fit one 8K-deep DP16KD column; at P = 128 (8 x 784 rows of 512 bits) yosys cascades blocks in
+depth and the read multiplexers nearly double the logic.
 
 Published figures beside it (their own tasks, devices and tools; see the sources):
 Spiker+ MNIST 780 us/image at 7,612 logic cells and 18 BRAM (arXiv 2401.01141); Flexi-NeurA
 97.23 %, 1,623 logic cells, 1.1 ms (arXiv 2602.18140); hls4ml SNN about 34 us per inference on
 SHD, Vitis HLS (arXiv 2606.10008).
 
-    .venv/bin/python benchmarks/fpga_throughput.py [--images N] [--lanes auto|P|P1,P2,...] [--ecp5]
+    .venv/bin/python benchmarks/fpga_throughput.py [--images N] [--lanes auto|P|P1,P2,...] [--ecp5 [--ecp5-lanes P]]
         [--weight-memory auto|ebr|spram] [--spram-mlp N:BITS:P,...] [--no-gate-check]
 """
 from __future__ import annotations
@@ -58,6 +61,7 @@ from snnhw.targets.fpga.simulate import simulate  # noqa: E402
 
 STEPS = 25
 
+SPIKER_LOGIC = 7612  # Spiker+ MNIST logic cells (arXiv 2401.01141)
 PEERS = (
     ("Spiker+ (MNIST, Xilinx)", 1e6 / 780, "7,612 LC, 18 BRAM", "arXiv 2401.01141"),
     ("Flexi-NeurA (MNIST)", 1e6 / 1100, "1,623 LC", "arXiv 2602.18140"),
@@ -185,10 +189,16 @@ def tutorial_ecp5(lanes) -> str:
     use = {k: f"{v['used']:,}/{v['available']:,}" for k, v in res["utilization"].items()
            if k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D")}
     gate = "equal" if res["gate_level"]["equal"] else f"DIFFERS ({res['gate_level']['reason']})"
+    images = res["fmax_mhz"] * 1e6 / per_image
+    comb = res["utilization"]["TRELLIS_COMB"]["used"]
+    name, spiker_ips, _, src = PEERS[0]
     return (f"784-1000-10, 4-bit weights, P = {plan.cores[0].lanes}, {dev['name']}: Fmax {res['fmax_mhz']:.2f} MHz, "
             f"{', '.join(f'{k} {v}' for k, v in use.items())}; {per_step:,} cycles/step (formula); "
-            f"{res['fmax_mhz'] * 1e6 / per_image:,.0f} images/s at 25 steps; gate-level check {gate}; "
-            f"bitstream {res['bitstream'] or 'withheld'}")
+            f"{images:,.0f} images/s at 25 steps; gate-level check {gate}; "
+            f"bitstream {res['bitstream'] or 'withheld'}\n"
+            f"against {name} ({spiker_ips:,.0f} images/s, {SPIKER_LOGIC:,} logic cells, {src}): "
+            f"{images / spiker_ips:.2f}x the images/s with {comb / SPIKER_LOGIC:.2f}x the logic "
+            "(ECP5 LUT4 cells against Xilinx logic cells: different fabrics)")
 
 
 def main():
@@ -197,6 +207,8 @@ def main():
     ap.add_argument("--lanes", default="auto", help="synapse lanes per core: auto, an integer, or several (2,8)")
     ap.add_argument("--ecp5", action="store_true", help="also place and route the 784-1000-10 at 4-bit weights "
                     "on the ECP5 LFE5U-85F (a few minutes)")
+    ap.add_argument("--ecp5-lanes", type=int, default=100, help="lanes of the ECP5 784-1000-10 (100: 10 groups, so "
+                    "each lane's 7,840 weight rows fit one 8K-deep DP16KD column)")
     ap.add_argument("--weight-memory", default="auto", choices=("auto", "ebr", "spram"),
                     help="where the digits MLP keeps its weights (spram: loaded from the SPI flash)")
     ap.add_argument("--spram-mlp", default="", help="784-N-10 MLPs with SPRAM weights on the UP5K, as N:BITS:P[,...]")
@@ -226,7 +238,7 @@ def main():
         print(" | ".join(spram_mlp_row(*map(int, spec.split(":")), gate_check=not args.no_gate_check)), flush=True)
     print(" | ".join(tutorial_row(choices[-1])), flush=True)
     if args.ecp5:
-        print("\n" + tutorial_ecp5(choices[-1]))
+        print("\n" + tutorial_ecp5(args.ecp5_lanes))
     print("\npublished (their own tasks, devices and tools):")
     for name, ips, area, src in PEERS:
         print(f"  {name}: {ips:,.0f} images/s, {area} ({src})")
