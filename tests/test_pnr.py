@@ -99,6 +99,19 @@ def test_a_netlist_that_differs_from_the_rtl_gets_no_bitstream(tmp_path, monkeyp
     assert not list(tmp_path.glob("*.bin"))
 
 
+def test_a_gate_level_simulation_that_does_not_finish_withholds_the_bitstream(tmp_path, monkeypatch):
+    """A gate-level simulation stopped by its time limit proves nothing: the place-and-route result
+    keeps Fmax and utilization, withholds the bitstream and says why, instead of failing the build."""
+    plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)
+    monkeypatch.setattr(gatelevel, "TIMEOUT_S", 0.001)
+    res = place_and_route(plan, tmp_path / "rtl", _up5k(), tmp_path)
+    assert res["fits"] and res["fmax_mhz"] > 1.0 and res["bitstream"] is None
+    assert res["gate_level"]["checked"] is False and not res["gate_level"]["equal"]
+    assert res["bitstream_withheld"].startswith("the gate-level check did not run to the end: "), res
+    assert "did not finish within" in res["bitstream_withheld"]
+    assert not list(tmp_path.glob("*.bin"))
+
+
 def test_a_small_design_places_on_an_ecp5_with_a_checked_bitstream(tmp_path):
     """The ECP5 flow (multipliers in LUTs, so yosys's ecp5 cell models simulate the whole netlist)."""
     plan = _design(tmp_path, n_in=6, hidden=4, lanes=1)

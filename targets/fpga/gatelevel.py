@@ -15,6 +15,7 @@ verified.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ from snnhw.targets.fpga.tools import require, run_tool
 STEPS = 4                # timesteps simulated (one sample)
 DENSITY = 0.3            # share of input neurons active per step
 SEED = 0
-TIMEOUT_S = 1800.0
+TIMEOUT_S = 1800.0       # per simulator run; SNNHW_FPGA_TIMEOUT overrides
 OUT = "gate_out.txt"
 
 
@@ -65,9 +66,10 @@ def _run(plan: DesignPlan, job: Path, sources: list, defines: list) -> tuple[str
     n_events = write_stimulus(plan, stimulus(plan), job)
     (job / "gate_tb.v").write_text(_environment().get_template("gate_tb.v.j2").render(plan=plan))
     params = [f"-Pgate_tb.N_STEPS={STEPS}", f"-Pgate_tb.N_EVENTS={n_events}"]
+    limit = float(os.environ.get("SNNHW_FPGA_TIMEOUT") or TIMEOUT_S)
     run_tool(["iverilog", "-g2005", "-s", "gate_tb", "-o", "gate.vvp", *defines, *params, *map(str, sources),
-              "gate_tb.v"], job, TIMEOUT_S, "iverilog (gate-level check)")
-    done = run_tool(["vvp", "-n", "gate.vvp"], job, TIMEOUT_S, "the gate-level simulation")
+              "gate_tb.v"], job, limit, "iverilog (gate-level check)")
+    done = run_tool(["vvp", "-n", "gate.vvp"], job, limit, "the gate-level simulation")
     out = (job / OUT).read_text() if (job / OUT).exists() else ""
     (job / OUT).unlink(missing_ok=True)
     return out, [ln.strip() for ln in done.stdout.splitlines() if ln.strip().startswith("ERROR:")]
@@ -99,7 +101,8 @@ def library(models: list, job: Path) -> list:
 def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: list, defines: tuple) -> dict:
     """Simulate the RTL board top and the synthesized ``netlist`` on the same input; ``equal`` when
     their spikes and cycle counts agree line for line, else ``reason`` names the first difference,
-    or the error a cell model stopped the simulation with (a configuration outside the model).
+    the error a cell model stopped the simulation with (a configuration outside the model), or why a
+    simulation did not finish (``checked`` False: e.g. TIMEOUT_S, or SNNHW_FPGA_TIMEOUT, passed).
     models, defines: the family's cell model files (``pnr.Flow.models``) and their Icarus defines."""
     rtl_dir = Path(rtl_dir)
     with tempfile.TemporaryDirectory(prefix="snnhw-gate-") as tmp:
@@ -108,12 +111,14 @@ def check(plan: DesignPlan, rtl_dir: Path, netlist: Path, models: list, defines:
             if f.suffix in (".v", ".mem", ".bin"):
                 shutil.copyfile(f, job / f.name)
         board = f"{plan.top}_board.v"
-        rtl, _ = _run(plan, job, design_sources(plan) + [board], [])
-        gate, errors = _run(plan, job, [*library(models, job), Path(netlist).resolve()],
-                            [*defines, *dict.fromkeys(f"-I{Path(m).parent}" for m in models)])
-    spikes = sum(ln.startswith("S ") for ln in rtl.splitlines())
-    out = {"simulator": "icarus", "checked": True, "steps": STEPS, "input_density": DENSITY, "seed": SEED,
-           "rtl_spikes": spikes}
+        out = {"simulator": "icarus", "checked": True, "steps": STEPS, "input_density": DENSITY, "seed": SEED}
+        try:
+            rtl, _ = _run(plan, job, design_sources(plan) + [board], [])
+            gate, errors = _run(plan, job, [*library(models, job), Path(netlist).resolve()],
+                                [*defines, *dict.fromkeys(f"-I{Path(m).parent}" for m in models)])
+        except SnnhwError as err:  # a simulation that did not finish proves nothing: no bitstream, the reason said
+            return {**out, "checked": False, "equal": False, "reason": f"the gate-level check did not run to the end: {err}"}
+    out["rtl_spikes"] = sum(ln.startswith("S ") for ln in rtl.splitlines())
     if rtl == gate and rtl.endswith("END\n") and not errors:
         return {**out, "equal": True}
     if errors:
