@@ -27,6 +27,8 @@ from snnhw.errors import SnnhwError, UnsupportedError
 
 ENV = "SNNHW_FPGA_WEIGHT_MEMORY"
 STYLES = ("auto", "ebr", "spram")
+FLASH_IMAGE = "weights_flash.bin"       # the SPRAM weights, for the board's SPI flash at [hardware.flash].offset
+FLASH_PATH = f"rtl/{FLASH_IMAGE}"        # where a build holds it (relative to the build directory)
 
 
 def requested(hw: dict, style: str | None = None) -> str:
@@ -131,4 +133,4 @@ def load_cycles(plan) -> int | None:
 
 def program_command(plan) -> str | None:
     """How to write the weight image into the board's flash (after the bitstream, with iceprog)."""
-    return f"iceprog -o {plan.flash['offset']} rtl/weights_flash.bin" if plan.flash else None
+    return f"iceprog -o {plan.flash['offset']} {FLASH_PATH}" if plan.flash else None

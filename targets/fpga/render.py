@@ -19,7 +19,6 @@ from snnhw.targets.fpga.plan import CorePlan, DesignPlan
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TESTBENCH = "tb.v"
-FLASH_IMAGE = "weights_flash.bin"   # the SPRAM weights, for the board's SPI flash at [hardware.flash].offset
 
 
 def _environment() -> jinja2.Environment:
@@ -167,8 +166,8 @@ def write_design(plan: DesignPlan, rtl_dir: Path) -> list[str]:
     for name, text in files.items():
         (rtl_dir / name).write_text(text)
     if plan.flash:
-        (rtl_dir / FLASH_IMAGE).write_bytes(flash_image(plan))
-        files[FLASH_IMAGE] = ""
+        (rtl_dir / memory.FLASH_IMAGE).write_bytes(flash_image(plan))
+        files[memory.FLASH_IMAGE] = ""
     return sorted(files)
 
 

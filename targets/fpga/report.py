@@ -141,7 +141,7 @@ def weight_load(plan: DesignPlan) -> dict:
     """Where the weights are (per layer) and, with SPRAM, the flash image and its load time."""
     out = {"layers": [c.weight_memory for c in plan.cores]}
     if plan.flash:
-        out.update(flash_image="rtl/weights_flash.bin", flash_offset=plan.flash["offset"], bytes=plan.flash["bytes"],
+        out.update(flash_image=memory.FLASH_PATH, flash_offset=plan.flash["offset"], bytes=plan.flash["bytes"],
                    load_cycles=memory.load_cycles(plan), program=memory.program_command(plan))
     return out
 
